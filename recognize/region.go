@@ -1,0 +1,152 @@
+package recognize
+
+// Plate formats per region: a pattern is L (letter), D (digit) or * (either)
+// per position. For "br" they are the only formats (Mercosul and the older
+// grey plates); for "eu" they are common national formats (Slovakia,
+// Croatia, Czechia, Austria/Germany-like, Poland) that rank above other
+// letter-and-digit mixes and guide look-alike fixes. "us" and "" rank by
+// length and character mix only: US formats vary by state and year.
+var regionFormats = map[string][]string{
+	"":   nil,
+	"us": nil,
+	"eu": {"LLDDDLL", "LLDDDDLL", "LLDDDDL", "DLDDDDD", "DLLDDDD", "LLLDDDD", "LLDDDDD", "LLLDDLL"},
+	"br": {"LLLDLDD", "LLLDDDD"},
+}
+
+// Look-alike pairs a region fix may swap, and nothing else.
+var (
+	toLetter = map[byte]byte{'0': 'O', '1': 'I', '8': 'B', '5': 'S', '2': 'Z', '6': 'G'}
+	toDigit  = map[byte]byte{'O': '0', 'I': '1', 'B': '8', 'S': '5', 'Z': '2', 'G': '6'}
+)
+
+func isDigit(c byte) bool  { return c >= '0' && c <= '9' }
+func isLetter(c byte) bool { return c >= 'A' && c <= 'Z' }
+
+// fits reports whether s matches pattern exactly.
+func fits(s, pattern string) bool {
+	if len(s) != len(pattern) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch pattern[i] {
+		case 'L':
+			if !isLetter(s[i]) {
+				return false
+			}
+		case 'D':
+			if !isDigit(s[i]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// fixRegion swaps look-alike characters where a region pattern of the same
+// length demands the other kind, choosing the pattern needing the fewest
+// swaps. It never adds, drops or invents a character: a position whose
+// character has no look-alike stays as read, and the result may still not
+// fit. toks is not modified.
+func fixRegion(toks []token, region string) []token {
+	var best []token
+	bestSwaps := -1
+	for _, pat := range regionFormats[region] {
+		if len(pat) != len(toks) {
+			continue
+		}
+		out := append([]token(nil), toks...)
+		swaps, ok := 0, true
+		for i := range out {
+			c := out[i].Char
+			var m map[byte]byte
+			switch {
+			case pat[i] == 'L' && !isLetter(c):
+				m = toLetter
+			case pat[i] == 'D' && !isDigit(c):
+				m = toDigit
+			default:
+				continue
+			}
+			r, has := m[c]
+			if !has {
+				ok = false
+				break
+			}
+			out[i].Char = r
+			swaps++
+		}
+		if ok && (bestSwaps < 0 || swaps < bestSwaps) {
+			best, bestSwaps = out, swaps
+		}
+	}
+	if best == nil {
+		return toks
+	}
+	return best
+}
+
+// plausibility is how much s (A-Z0-9) looks like a plate of region, 0..1.
+func plausibility(s, region string) float64 {
+	n := len(s)
+	var digits, letters int
+	for i := 0; i < n; i++ {
+		if isDigit(s[i]) {
+			digits++
+		} else {
+			letters++
+		}
+	}
+	if n < 3 || n > 9 || (n == 4 && digits == 4) {
+		return 0.02 // words, phone numbers, years
+	}
+	switch region {
+	case "br":
+		for _, p := range regionFormats["br"] {
+			if fits(s, p) {
+				return 1
+			}
+		}
+		if n == 7 && digits > 0 && letters > 0 {
+			return 0.5
+		}
+		return 0.1
+	case "eu":
+		for _, p := range regionFormats["eu"] {
+			if fits(s, p) {
+				return 1
+			}
+		}
+		switch {
+		case digits == 0:
+			return 0.05
+		case n >= 5 && n <= 8 && letters > 0:
+			return 0.85
+		case n >= 5 && n <= 8:
+			return 0.4
+		case n == 4:
+			return 0.3
+		}
+		return 0.1
+	case "us":
+		switch {
+		case n >= 6 && n <= 7 && digits > 0 && letters > 0:
+			return 1
+		case n >= 5 && n <= 8 && digits > 0 && letters > 0:
+			return 0.85 // legal, but most plates have 6 or 7
+		case n >= 5 && n <= 8 && digits > 0:
+			return 0.7
+		case n >= 5 && n <= 8:
+			return 0.3 // vanity plates exist, but words are far more common
+		case n == 4 && digits > 0:
+			return 0.4
+		}
+		return 0.1
+	}
+	switch {
+	case n >= 4 && n <= 8 && digits > 0:
+		return 1
+	case n >= 4 && n <= 8:
+		return 0.3
+	}
+	return 0.1
+}

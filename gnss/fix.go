@@ -2,6 +2,7 @@ package gnss
 
 import (
 	"encoding/json"
+	"math"
 	"strconv"
 	"time"
 )
@@ -42,28 +43,32 @@ func (f Fix) MarshalJSON() ([]byte, error) {
 	b = strconv.AppendQuote(b, f.Time.UTC().Format(jsonTimeLayout))
 	b = append(b, `,"mode":`...)
 	b = strconv.AppendInt(b, int64(f.Mode), 10)
-	b = appendFloat(b, `,"lat":`, f.Lat)
-	b = appendFloat(b, `,"lon":`, f.Lon)
+	b = appendFloat(b, `,"lat":`, f.Lat, 9)
+	b = appendFloat(b, `,"lon":`, f.Lon, 9)
 	if f.HasAlt {
-		b = appendFloat(b, `,"alt_m":`, f.AltM)
+		b = appendFloat(b, `,"alt_m":`, f.AltM, 3)
 	}
-	b = appendFloat(b, `,"speed_mps":`, f.SpeedMPS)
-	b = appendFloat(b, `,"track_deg":`, f.TrackDeg)
+	b = appendFloat(b, `,"speed_mps":`, f.SpeedMPS, 3)
+	b = appendFloat(b, `,"track_deg":`, f.TrackDeg, 3)
 	if f.HDOP != 0 {
-		b = appendFloat(b, `,"hdop":`, f.HDOP)
+		b = appendFloat(b, `,"hdop":`, f.HDOP, 2)
 	}
 	b = append(b, '}')
 	return b, nil
 }
 
-// appendFloat writes the shortest representation that round-trips; NaN and
-// Inf (never produced by the decoder) are written as 0 so the line stays JSON.
-func appendFloat(b []byte, key string, v float64) []byte {
+// appendFloat writes v rounded to the given decimals (9 for degrees, a
+// millimetre's worth, as gpsd prints them: the NMEA minutes-to-degrees
+// conversion otherwise shows as 47.66197999999999), without trailing
+// zeros. NaN and Inf (never produced by the decoder) are written as 0 so
+// the line stays JSON.
+func appendFloat(b []byte, key string, v float64, decimals int) []byte {
 	b = append(b, key...)
 	if v != v || v > 1e308 || v < -1e308 {
 		v = 0
 	}
-	return strconv.AppendFloat(b, v, 'f', -1, 64)
+	p := math.Pow10(decimals)
+	return strconv.AppendFloat(b, math.Round(v*p)/p, 'f', -1, 64)
 }
 
 // fixJSON is the decoding side of the line format.

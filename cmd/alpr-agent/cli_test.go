@@ -118,3 +118,21 @@ func TestPercentile(t *testing.T) {
 		t.Errorf("empty = %v", got)
 	}
 }
+
+func TestGNSSReplay_PrintsFixLines(t *testing.T) {
+	stdout, stderr, err := run(t, "gnss", "replay", filepath.Join("..", "..", "testdata", "nmea", "demo.nmea"))
+	if err != nil {
+		t.Fatalf("replay: %v\n%s", err, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(lines) != 300 {
+		t.Errorf("got %d fixes, want 300 (60 s at 5 Hz)", len(lines))
+	}
+	want := regexp.MustCompile(`^\{"time":"2026-08-05T05:52:30\.000Z","mode":3,"lat":47\.66198,"lon":-122\.32639,"alt_m":76\.5,"speed_mps":13(\.0+)?,"track_deg":270(\.0+)?,"hdop":0\.9\}$`)
+	if !want.MatchString(lines[0]) {
+		t.Errorf("first fix line %q is not in the documented format", lines[0])
+	}
+	if _, _, err := run(t, "gnss", "replay", filepath.Join(t.TempDir(), "none.nmea")); err == nil || !strings.Contains(err.Error(), "none.nmea") {
+		t.Errorf("missing log: got %v, want an error naming it", err)
+	}
+}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -39,3 +41,5 @@ func needModels(t testing.TB) {
 		t.Skipf("models not fetched (make setup): %v", err)
 	}
 }
+
+func silentLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

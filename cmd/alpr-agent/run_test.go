@@ -62,7 +62,9 @@ uplink: {broker: %q, insecure: true, resend_after: 2s}
 
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- dispatch(ctx, []string{"run", "--config", cfgPath, "--drain-timeout", "20s"}, testWriter{t}, testWriter{t}) }()
+	go func() {
+		done <- dispatch(ctx, []string{"run", "--config", cfgPath, "--drain-timeout", "20s"}, testWriter{t}, testWriter{t})
+	}()
 	select {
 	case <-got:
 	case err := <-done:

@@ -11,7 +11,12 @@ DEPS=${ALPR_DEPS_DIR:-$PWD/.deps}
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 # ---- Debian packages -------------------------------------------------------
-APT_PKGS=(libopencv-dev pkg-config mosquitto socat)
+# OpenCV (gocv v0.31.0 needs 4.6), Aravis for GigE Vision (and its fake
+# camera for tests), GStreamer/FFmpeg for RTSP/RTP, mosquitto for tests and
+# the demo.
+APT_PKGS=(libopencv-dev pkg-config mosquitto socat libaravis-dev aravis-tools
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-libav ffmpeg)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -131,6 +131,9 @@ func (a *Agent) Run(ctx context.Context, opt RunOptions) (err error) {
 	}
 	allDone := make(chan struct{})
 	go func() { wg.Wait(); close(allDone) }()
+	healthCtx, stopHealth := context.WithCancel(ctx)
+	defer stopHealth()
+	go a.reportHealth(healthCtx, cfg.Diag.Interval, runners)
 
 	if opt.UntilEOF {
 		select {

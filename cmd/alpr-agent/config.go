@@ -27,6 +27,12 @@ type Config struct {
 	Uplink    UplinkConfig    `yaml:"uplink"`
 	Privacy   PrivacyConfig   `yaml:"privacy"`
 	Board     BoardConfig     `yaml:"board"`
+	Diag      DiagConfig      `yaml:"diag"`
+}
+
+// DiagConfig sets how often health is logged and sent on the diag topic.
+type DiagConfig struct {
+	Interval time.Duration `yaml:"interval"`
 }
 
 // LogConfig selects the log format and level.
@@ -120,6 +126,7 @@ func DefaultConfig() Config {
 		Uplink:    UplinkConfig{Batch: 64, Inflight: 256, ResendAfter: 30 * time.Second, ReceiptMode: "receipt"},
 		Privacy:   PrivacyConfig{Crops: true},
 		Board:     BoardConfig{Profile: "none", SysfsRoot: "/sys"},
+		Diag:      DiagConfig{Interval: time.Minute},
 	}
 }
 
@@ -291,6 +298,9 @@ func (c Config) Validate() error {
 	case "receipt", "puback":
 	default:
 		bad("uplink.receipt_mode", "%q is not receipt or puback", c.Uplink.ReceiptMode)
+	}
+	if c.Diag.Interval < time.Second {
+		bad("diag.interval", "%v is shorter than 1s", c.Diag.Interval)
 	}
 	if c.Board.Profile != "none" && c.Board.Profile != "auto" {
 		bad("board.profile", "%q is not none or auto", c.Board.Profile)

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/alpr-agent/alpr-agent/capture/capturetest"
 	"github.com/alpr-agent/alpr-agent/spool"
@@ -39,6 +42,7 @@ recognize: {model_dir: %q, runtime_lib: %q}
 gnss: {port: %q, baud: 9600}
 spool: {path: %q}
 uplink: {broker: %q, insecure: true, resend_after: 2s}
+diag: {interval: 1s}
 `, clip, rc.ModelDir, rc.RuntimeLib, filepath.Join(work, "absent-tty"), filepath.Join(work, "spool.db"), broker.URL()))
 
 	var mu sync.Mutex
@@ -60,6 +64,27 @@ uplink: {broker: %q, insecure: true, resend_after: 2s}
 	}
 	defer rcv.Close(context.Background())
 
+	diag := make(chan Health, 10)
+	sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("diag-watch"))
+	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect diag watcher: %v", tok.Error())
+	}
+	defer sub.Disconnect(100)
+	tok := sub.Subscribe("alpr/v1/unit-test-1/diag", 0, func(_ mqtt.Client, m mqtt.Message) {
+		var h Health
+		if err := json.Unmarshal(m.Payload(), &h); err != nil {
+			t.Errorf("diag payload %q: %v", m.Payload(), err)
+			return
+		}
+		select {
+		case diag <- h:
+		default:
+		}
+	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe diag: %v", tok.Error())
+	}
+
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -71,6 +96,20 @@ uplink: {broker: %q, insecure: true, resend_after: 2s}
 		t.Fatalf("run ended before any read: %v", err)
 	case <-time.After(3 * time.Minute):
 		t.Fatal("no read within 3 minutes")
+	}
+	select {
+	case h := <-diag:
+		if h.Device != "unit-test-1" || len(h.Cameras) != 1 || h.Cameras[0].FramesIn == 0 {
+			t.Errorf("diag health = %+v, want one camera with frames", h)
+		}
+		if !h.GNSS.Enabled || h.GNSS.PortOpen || h.GNSS.HasFix {
+			t.Errorf("diag gnss = %+v, want enabled, port not open, no fix", h.GNSS)
+		}
+		if !h.Uplink.Connected {
+			t.Errorf("diag uplink = %+v, want connected", h.Uplink)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("no health report on the diag topic")
 	}
 	stop() // as SIGTERM does
 	select {

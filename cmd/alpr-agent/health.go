@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/alpr-agent/alpr-agent/boards"
+	"github.com/alpr-agent/alpr-agent/capture"
+)
+
+// Health is the agent's state as a technician reads it: published on the
+// MQTT diag topic and logged, every diag interval.
+type Health struct {
+	V       int                  `json:"v"`
+	Device  string               `json:"device"`
+	Time    time.Time            `json:"time"`
+	Version string               `json:"version"`
+	Reads   int64                `json:"reads"`
+	Cameras []CameraHealth       `json:"cameras"`
+	GNSS    GNSSHealth           `json:"gnss"`
+	Spool   SpoolHealth          `json:"spool"`
+	Uplink  UplinkHealth         `json:"uplink"`
+	Temps   []boards.Temperature `json:"temperatures"`
+	Board   []boards.Peripheral  `json:"peripherals"`
+}
+
+// CameraHealth is one camera's capture counters.
+type CameraHealth struct {
+	capture.Stats
+	LastFrameAgeMS int64 `json:"last_frame_age_ms"` // -1 before the first frame
+}
+
+// GNSSHealth is the receiver's state.
+type GNSSHealth struct {
+	Enabled      bool    `json:"enabled"`
+	PortOpen     bool    `json:"port_open"`
+	HasFix       bool    `json:"has_fix"`
+	FixAgeMS     int64   `json:"fix_age_ms"` // -1 without a fix
+	Mode         int     `json:"mode,omitempty"`
+	Sats         int     `json:"sats,omitempty"`
+	HDOP         float64 `json:"hdop,omitempty"`
+	BadSentences uint64  `json:"bad_sentences"`
+	LastError    string  `json:"last_error,omitempty"`
+}
+
+// SpoolHealth is the queue's depth.
+type SpoolHealth struct {
+	Records     int    `json:"records"`
+	Bytes       int64  `json:"bytes"`
+	OldestAgeMS int64  `json:"oldest_age_ms"` // 0 when empty
+	Full        bool   `json:"full"`
+	Refused     uint64 `json:"refused"`
+}
+
+// UplinkHealth is the MQTT session's state.
+type UplinkHealth struct {
+	Connected     bool   `json:"connected"`
+	InFlight      int    `json:"in_flight"`
+	Reconnects    uint64 `json:"reconnects"`
+	Acked         uint64 `json:"acked"`
+	LastReceiptMS int64  `json:"last_receipt_age_ms"` // -1 before the first receipt
+	LastError     string `json:"last_error,omitempty"`
+}
+
+func ageMS(now, t time.Time) int64 {
+	if t.IsZero() {
+		return -1
+	}
+	return now.Sub(t).Milliseconds()
+}
+
+// health gathers every stage's state; each call reads counters only.
+func (a *Agent) health(runners []*capture.Runner) Health {
+	now := time.Now()
+	h := Health{V: 1, Device: a.cfg.Device, Time: now.UTC(), Version: version, Reads: a.reads.Load()}
+	for _, r := range runners {
+		st := r.Stats()
+		h.Cameras = append(h.Cameras, CameraHealth{Stats: st, LastFrameAgeMS: ageMS(now, st.LastFrame)})
+	}
+	gs := a.gnss.Status()
+	h.GNSS = GNSSHealth{Enabled: gs.Enabled, PortOpen: gs.PortOpen, HasFix: gs.HasFix, FixAgeMS: ageMS(now, gs.LastFixAt),
+		BadSentences: gs.BadSentences, LastError: gs.LastError}
+	if gs.HasFix {
+		h.GNSS.Mode, h.GNSS.Sats, h.GNSS.HDOP = gs.LastFix.Mode, gs.LastFix.Sats, gs.LastFix.HDOP
+	}
+	ss := a.spool.Stats()
+	h.Spool = SpoolHealth{Records: ss.Records, Bytes: ss.Bytes, Full: ss.Full, Refused: ss.Refused}
+	if !ss.Oldest.IsZero() {
+		h.Spool.OldestAgeMS = now.Sub(ss.Oldest).Milliseconds()
+	}
+	us := a.uplink.Status()
+	h.Uplink = UplinkHealth{Connected: us.Connected, InFlight: us.InFlight, Reconnects: us.Reconnects, Acked: us.Acked,
+		LastReceiptMS: ageMS(now, us.LastReceipt), LastError: us.LastError}
+	h.Temps = a.board.Temperatures()
+	h.Board = a.board.Peripherals()
+	return h
+}
+
+// reportHealth logs and publishes Health every interval until ctx ends.
+// The diag topic is QoS 0: a missed health report is replaced by the next.
+func (a *Agent) reportHealth(ctx context.Context, every time.Duration, runners []*capture.Runner) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		h := a.health(runners)
+		a.log.Info("health", "reads", h.Reads, "spool", h.Spool.Records, "uplink", h.Uplink.Connected,
+			"gnss_fix", h.GNSS.HasFix, "cameras", len(h.Cameras))
+		if b, err := json.Marshal(h); err == nil {
+			if err := a.uplink.PublishDiag(ctx, b); err != nil {
+				a.log.Debug("publish diag", "err", err)
+			}
+		}
+	}
+}

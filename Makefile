@@ -17,16 +17,19 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate
 setup:
 	@bash scripts/setup.sh
 
+# Recipes are silent and send their chatter to stderr: `make run`'s stdout
+# carries only the reads, one JSON line each.
 build: setup
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/alpr-agent ./cmd/alpr-agent
+	@echo "building bin/alpr-agent" >&2
+	@$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/alpr-agent ./cmd/alpr-agent
 
 $(SAMPLE)/clip.avi: | setup
-	$(GO) run ./scripts/gensample -out $(SAMPLE)
+	@$(GO) run ./scripts/gensample -out $(SAMPLE) >&2
 
 sample: $(SAMPLE)/clip.avi
 
 run: build sample
-	bin/alpr-agent demo --sample $(SAMPLE) --nmea testdata/nmea/demo.nmea
+	@bin/alpr-agent demo --sample $(SAMPLE) --nmea testdata/nmea/demo.nmea
 
 # The pure-Go packages must build without cgo (DESIGN.md, "Boundaries").
 vet:

@@ -24,6 +24,14 @@ const maxBadFrames = 10
 // fpsAlpha is the EWMA weight of the newest frame interval.
 const fpsAlpha = 0.1
 
+// Incompleter is an optional interface of a Source that drops incomplete
+// frames itself (GigE): Incomplete is how many it dropped since it was
+// opened. It must be safe to call between Reads. The Runner adds it to
+// Stats.Incomplete.
+type Incompleter interface {
+	Incomplete() uint64
+}
+
 // Stats is a snapshot of a Runner's counters.
 type Stats struct {
 	Camera    string    `json:"camera"`
@@ -36,6 +44,10 @@ type Stats struct {
 	FPS       float64   `json:"fps"`        // EWMA of the rate by frame timestamps
 	LastFrame time.Time `json:"last_frame"` // Time of the newest frame
 	LastError string    `json:"last_error,omitempty"`
+
+	// Incomplete counts frames the source dropped because the camera
+	// delivered them incomplete (GigE missing packets); see Incompleter.
+	Incomplete uint64 `json:"incomplete"`
 }
 
 const (
@@ -179,6 +191,11 @@ func (r *Runner) run(ctx context.Context) {
 				r.update(func(s *Stats) { s.Reopens++ })
 				r.logger.Info("camera reopened")
 			}
+			if w, ok := src.(interface{ Warnings() []error }); ok {
+				for _, err := range w.Warnings() { // settings the camera did not take
+					r.logger.Warn("camera setting", "err", err)
+				}
+			}
 			opened = true
 			var n int
 			n, err = r.pump(ctx, src)
@@ -209,8 +226,16 @@ func (r *Runner) run(ctx context.Context) {
 // how many frames it delivered.
 func (r *Runner) pump(ctx context.Context, src Source) (int, error) {
 	n, bad := 0, 0
+	inc, _ := src.(Incompleter)
+	var seen uint64
 	for {
 		f, err := src.Read(ctx)
+		if inc != nil {
+			if c := inc.Incomplete(); c != seen {
+				r.update(func(s *Stats) { s.Incomplete += c - seen })
+				seen = c
+			}
+		}
 		if err != nil {
 			if errors.Is(err, ErrBadFrame) && bad < maxBadFrames {
 				bad++

@@ -232,7 +232,7 @@ func TestRunner_Lifecycle(t *testing.T) {
 		closeRunner(t, r)
 	})
 	t.Run("InvalidConfig", func(t *testing.T) {
-		r := capture.NewRunner(capture.Config{Kind: "gige", Path: "x"}, 2, nil)
+		r := capture.NewRunner(capture.Config{Kind: "nosuchkind", Path: "x"}, 2, nil)
 		if err := r.Start(context.Background()); !errors.Is(err, capture.ErrUnknownKind) {
 			t.Errorf("Start = %v, want ErrUnknownKind", err)
 		}

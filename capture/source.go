@@ -26,6 +26,7 @@ const (
 	KindFile   = "file"   // a video file, decoded by OpenCV
 	KindImages = "images" // a folder of .jpg/.jpeg/.png, sorted by name
 	KindV4L2   = "v4l2"   // a Video4Linux2 device such as /dev/video0
+	KindGigE   = "gige"   // a GigE Vision camera, through Aravis
 )
 
 // DefaultImagesFPS is the playback rate of an image folder when Config.FPS
@@ -55,6 +56,16 @@ type Config struct {
 	// Loop (files and images) restarts at the end instead of returning
 	// io.EOF. Seq and Time keep counting up across the restart.
 	Loop bool `yaml:"loop" json:"loop"`
+	// PixelFormat is the camera's pixel format; frames are converted to
+	// BGR. For GigE a GenICam name (GigEPixelFormats: Mono8, BayerRG8,
+	// ...); "" keeps the camera's.
+	PixelFormat string `yaml:"pixel_format" json:"pixel_format"`
+	// ExposureUS is the exposure time in µs, which turns auto exposure
+	// off; 0 keeps the camera's setting. GigE only for now.
+	ExposureUS float64 `yaml:"exposure_us" json:"exposure_us"`
+	// GainDB is the gain in dB, which turns auto gain off; 0 keeps the
+	// camera's setting. GigE only for now.
+	GainDB float64 `yaml:"gain_db" json:"gain_db"`
 }
 
 // Live reports whether the source is a live sensor, which must never be
@@ -69,6 +80,10 @@ func (c Config) Live() bool {
 func (c Config) Validate() error {
 	switch c.Kind {
 	case KindFile, KindImages, KindV4L2:
+	case KindGigE:
+		if err := c.validateGigE(); err != nil {
+			return err
+		}
 	case "":
 		return fmt.Errorf("capture config %q: kind: %w", c.Name, ErrInvalidConfig)
 	default:
@@ -101,6 +116,8 @@ func Open(ctx context.Context, cfg Config) (Source, error) {
 		return openFile(cfg)
 	case KindImages:
 		return openImages(cfg)
+	case KindGigE:
+		return openGigE(ctx, cfg)
 	default:
 		return openV4L2(cfg)
 	}

@@ -92,7 +92,11 @@ func toPlateJSON(ps []recognize.Plate) []plateJSON {
 	out := make([]plateJSON, 0, len(ps))
 	for _, p := range ps {
 		b := p.Box
-		out = append(out, plateJSON{Plate: p.Text, Confidence: round3(p.Confidence), Box: [4]int{b.Min.X, b.Min.Y, b.Dx(), b.Dy()}, Candidates: p.Candidates})
+		cands := make([]recognize.Candidate, len(p.Candidates))
+		for i, c := range p.Candidates {
+			cands[i] = recognize.Candidate{Text: c.Text, Confidence: round3(c.Confidence)}
+		}
+		out = append(out, plateJSON{Plate: p.Text, Confidence: round3(p.Confidence), Box: [4]int{b.Min.X, b.Min.Y, b.Dx(), b.Dy()}, Candidates: cands})
 	}
 	return out
 }

@@ -11,7 +11,14 @@
 //     At(t) (interpolated position at a frame's capture time) and WallTime(t)
 //     (UTC for a local monotonic time). It never blocks on the port.
 //   - Receiver reads a serial port, reopens it with capped backoff when it is
-//     absent or disappears, and feeds a History.
+//     absent or disappears, and feeds a History. With Config.Baud = BaudAuto
+//     (the default) it detects the rate at every open: the last detected rate
+//     first, then AutoBauds (4800, 9600, 38400, 115200), each for
+//     DetectWindow, keeping the first where two checksummed sentences arrive
+//     (what was read while probing is decoded, not lost). A long run of bytes
+//     without a good sentence (16 KiB) makes it detect again. Status reports
+//     the port state, the rate, bytes, good and bad sentences, the last
+//     sentence time and the last fix.
 //   - Replay and ReadPort are the helpers behind `alpr-agent gnss`.
 //
 // # Caveats
@@ -32,6 +39,15 @@
 // the decoder reproduces 99.3% of gpsd's fixes (time and lat/lon within
 // 1e-6 degrees); the rest differ only because gpsd shifted one capture's date
 // by 1024 GPS weeks.
+//
+// A silent or garbage-spewing receiver never blocks callers and never gives
+// a made-up position: History.At extrapolates at most StaleAfter past the
+// last fix, then answers ok=false with Stale set and the fix's Age.
+//
+// Baud detection opens the port once per tried rate (Config.Open; tests
+// pass gnsstest.FakeReceiver, whose bytes depend on the rate, since a pty
+// ignores it). A receiver sending only binary frames (NMEA disabled) is never
+// "detected"; detection then retries with backoff and reports ErrNoBaud.
 //
 // Two-digit RMC years are read as 1980..2079. GPS week-rollover bugs of old
 // receivers are not corrected.

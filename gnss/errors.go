@@ -13,3 +13,7 @@ var ErrNoPort = errors.New("no gnss port configured")
 
 // ErrInvalidConfig wraps every error returned by Config.Validate.
 var ErrInvalidConfig = errors.New("invalid gnss config")
+
+// ErrNoBaud is reported (Status.LastError, logs) when baud auto-detection
+// heard no checksummed NMEA at any rate; detection is retried with backoff.
+var ErrNoBaud = errors.New("no nmea at any baud rate")

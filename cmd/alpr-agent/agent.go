@@ -31,8 +31,9 @@ type Agent struct {
 	gnss   *gnss.Receiver
 	board  *boards.Board
 
-	readerMu sync.Mutex // one Recognize at a time: sessions are shared by cameras
-	reads    atomic.Int64
+	readerMu  sync.Mutex // one Recognize at a time: sessions are shared by cameras
+	reads     atomic.Int64
+	throttled atomic.Int64 // frames skipped while the CPU was too hot
 }
 
 // RunOptions change how Run ends.
@@ -95,7 +96,12 @@ func (a *Agent) Run(ctx context.Context, opt RunOptions) (err error) {
 	defer reader.Close()
 
 	gc := gnss.DefaultConfig()
-	gc.Port, gc.Baud, gc.StaleAfter = cfg.GNSS.Port, cfg.GNSS.Baud, cfg.GNSS.StaleAfter
+	gc.Port, gc.StaleAfter = cfg.GNSS.Port, cfg.GNSS.StaleAfter
+	if cfg.GNSS.Baud > 0 {
+		gc.Baud = cfg.GNSS.Baud
+	} else {
+		gc.Baud = gnss.BaudAuto
+	}
 	a.gnss = gnss.New(gc, a.log.With("subsystem", "gnss"))
 	if cfg.GNSS.Port != "" {
 		if err := a.gnss.Start(sinkCtx); err != nil {
@@ -106,11 +112,15 @@ func (a *Agent) Run(ctx context.Context, opt RunOptions) (err error) {
 		a.log.Warn("no GNSS receiver configured: reads carry position null and system time")
 	}
 
-	a.board = boards.New(boards.Config{Profile: cfg.Board.Profile, SysfsRoot: cfg.Board.SysfsRoot}, a.log)
-	if err := a.board.Start(ctx); err != nil {
+	a.board = boards.New(cfg.Board.boardConfig(), a.log)
+	if err := a.board.Start(sinkCtx); err != nil {
 		return err
 	}
 	defer a.board.Close(closeCtx)
+	for _, p := range a.board.Peripherals() {
+		a.log.Info("peripheral", "name", p.Name, "state", p.State, "reason", p.Reason)
+	}
+	go a.driveStatusLED(sinkCtx)
 
 	// Sources last. Each camera has its own runner, tracker and goroutine.
 	stopCapture := make(chan struct{})
@@ -135,16 +145,20 @@ func (a *Agent) Run(ctx context.Context, opt RunOptions) (err error) {
 	defer stopHealth()
 	go a.reportHealth(healthCtx, cfg.Diag.Interval, runners)
 
+	a.board.SetCapturing(true)
+	var eof <-chan struct{}
 	if opt.UntilEOF {
-		select {
-		case <-allDone:
-			a.log.Info("all cameras reached the end of their input")
-		case <-ctx.Done():
-		}
-	} else {
-		<-ctx.Done()
+		eof = allDone
+	}
+	select {
+	case <-eof:
+		a.log.Info("all cameras reached the end of their input")
+	case <-a.board.ShutdownRequested():
+		a.log.Warn("ignition off past the hold-off: shutting down")
+	case <-ctx.Done():
 	}
 	a.log.Info("stopping: capture first, then drain")
+	a.board.SetCapturing(false)
 	close(stopCapture)
 	for _, r := range runners {
 		if cerr := r.Close(closeCtx); cerr != nil {
@@ -202,6 +216,7 @@ func (a *Agent) camera(ctx context.Context, name string, r *capture.Runner, stop
 		}
 	}()
 	frames := r.Frames()
+	var credit float64 // thermal throttle: share of frames recognized
 	for {
 		var f capture.Frame
 		var ok bool
@@ -213,6 +228,13 @@ func (a *Agent) camera(ctx context.Context, name string, r *capture.Runner, stop
 				return
 			}
 		}
+		a.board.FrameStart()
+		if credit += a.board.Throttle(); credit < 1 {
+			a.throttled.Add(1)
+			f.Close()
+			continue
+		}
+		credit--
 		sightings := a.recognizeFrame(f, log)
 		f.Close()
 		for _, p := range tracker.Observe(f.Time, f.Seq, sightings) {
@@ -312,3 +334,20 @@ func toWirePosition(p gnss.Position) *uplink.Position {
 }
 
 func round7(f float64) float64 { return math.Round(f*1e7) / 1e7 }
+
+// driveStatusLED keeps the board's status LED on what a technician looking
+// at the unit needs: fix or not, uplink up or not, something broken.
+func (a *Agent) driveStatusLED(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		gs, us, ss := a.gnss.Status(), a.uplink.Status(), a.spool.Stats()
+		fresh := gs.HasFix && time.Since(gs.LastFixAt) < a.cfg.GNSS.StaleAfter
+		a.board.SetStatus(boards.Status{Fix: fresh, UplinkUp: us.Connected, Err: ss.Full})
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/alpr-agent/alpr-agent/boards"
 )
 
 // Config is the agent's one YAML file. Defaults come from DefaultConfig,
@@ -73,7 +75,7 @@ type TrackerConfig struct {
 // GNSSConfig is the receiver's serial port.
 type GNSSConfig struct {
 	Port       string        `yaml:"port"` // "" = no receiver: reads carry position null
-	Baud       int           `yaml:"baud"`
+	Baud       int           `yaml:"baud"` // 0 = detect among 4800, 9600, 38400, 115200
 	StaleAfter time.Duration `yaml:"stale_after"`
 }
 
@@ -108,10 +110,45 @@ type PrivacyConfig struct {
 	Crops bool `yaml:"crops"` // include the plate crop in each read
 }
 
-// BoardConfig selects the board profile.
+// BoardConfig selects the board profile and its peripherals.
 type BoardConfig struct {
-	Profile   string `yaml:"profile"`
-	SysfsRoot string `yaml:"sysfs_root"`
+	Profile         string        `yaml:"profile"` // none, auto, rpi4, rpi5
+	SysfsRoot       string        `yaml:"sysfs_root"`
+	Pins            PinsConfig    `yaml:"pins"`
+	IRMode          string        `yaml:"ir_mode"` // on (while capturing), strobe (per frame), off
+	IRActiveLow     bool          `yaml:"ir_active_low"`
+	Ignition        bool          `yaml:"ignition"` // cruisers: ignition off for ignition_hold_off stops the agent
+	IgnitionHoldOff time.Duration `yaml:"ignition_hold_off"`
+	ThrottleAboveC  float64       `yaml:"throttle_above_c"` // CPU temperature above which frames are skipped
+	ThrottleFactor  float64       `yaml:"throttle_factor"`  // share of frames recognized while throttled
+}
+
+// PinsConfig overrides the profile's pin map ("-" = not fitted).
+type PinsConfig struct {
+	IR        string `yaml:"ir"`
+	StatusLED string `yaml:"status_led"`
+	ErrorLED  string `yaml:"error_led"`
+	Ignition  string `yaml:"ignition"`
+}
+
+// boardConfig maps the file's keys onto the boards package's defaults.
+func (c BoardConfig) boardConfig() boards.Config {
+	bc := boards.DefaultConfig()
+	bc.Profile, bc.SysfsRoot, bc.IRActiveLow, bc.Ignition = c.Profile, c.SysfsRoot, c.IRActiveLow, c.Ignition
+	bc.Pins = boards.Pins{IR: c.Pins.IR, StatusLED: c.Pins.StatusLED, ErrorLED: c.Pins.ErrorLED, Ignition: c.Pins.Ignition}
+	if c.IRMode != "" {
+		bc.IRMode = c.IRMode
+	}
+	if c.IgnitionHoldOff > 0 {
+		bc.IgnitionHoldOff = c.IgnitionHoldOff
+	}
+	if c.ThrottleAboveC > 0 {
+		bc.ThrottleAboveC = c.ThrottleAboveC
+	}
+	if c.ThrottleFactor > 0 {
+		bc.ThrottleFactor = c.ThrottleFactor
+	}
+	return bc
 }
 
 // DefaultConfig is a device with no cameras configured yet.
@@ -120,7 +157,7 @@ func DefaultConfig() Config {
 		Log:       LogConfig{Level: "info", Format: "json"},
 		Recognize: RecognizeConfig{ModelDir: "/usr/lib/alpr-agent/models", RuntimeLib: "/usr/lib/alpr-agent/libonnxruntime.so.1", Threads: 1, Region: "us", DetMaxSide: 960},
 		Tracker:   TrackerConfig{MaxGap: 1500 * time.Millisecond, MaxDuration: 20 * time.Second, MinFrames: 2},
-		GNSS:      GNSSConfig{Baud: 9600, StaleAfter: 3 * time.Second},
+		GNSS:      GNSSConfig{Baud: 0, StaleAfter: 3 * time.Second},
 		Spool:     SpoolConfig{Path: "/var/lib/alpr-agent/spool.db"},
 		Retention: RetentionConfig{MaxAge: 72 * time.Hour},
 		Uplink:    UplinkConfig{Batch: 64, Inflight: 256, ResendAfter: 30 * time.Second, ReceiptMode: "receipt"},
@@ -263,9 +300,9 @@ func (c Config) Validate() error {
 	}
 	if c.GNSS.Port != "" {
 		switch c.GNSS.Baud {
-		case 4800, 9600, 19200, 38400, 57600, 115200, 230400:
+		case 0, 4800, 9600, 19200, 38400, 57600, 115200, 230400:
 		default:
-			bad("gnss.baud", "%d is not a standard rate", c.GNSS.Baud)
+			bad("gnss.baud", "%d is not a standard rate (0 detects it)", c.GNSS.Baud)
 		}
 	}
 	if c.GNSS.StaleAfter <= 0 {
@@ -302,8 +339,8 @@ func (c Config) Validate() error {
 	if c.Diag.Interval < time.Second {
 		bad("diag.interval", "%v is shorter than 1s", c.Diag.Interval)
 	}
-	if c.Board.Profile != "none" && c.Board.Profile != "auto" {
-		bad("board.profile", "%q is not none or auto", c.Board.Profile)
+	if err := c.Board.boardConfig().Validate(); err != nil {
+		bad("board", "%v", err)
 	}
 	return errors.Join(errs...)
 }

@@ -48,6 +48,10 @@ func TestLoadConfig_Errors(t *testing.T) {
 		{"BadDevice", strings.Replace(minimalConfig, "unit-7", "unit/7", 1), []string{"device:"}},
 		{"ZeroRetention", minimalConfig + "retention: {max_age: 0s}\n", []string{"retention.max_age"}},
 		{"BadBaud", minimalConfig + "gnss: {port: /dev/ttyUSB0, baud: 1234}\n", []string{"gnss.baud", "1234"}},
+		{"AutoBaud", minimalConfig + "gnss: {port: /dev/ttyUSB0, baud: 0}\n", nil},
+		{"PiBoard", minimalConfig + "board: {profile: rpi5, ir_mode: strobe, ignition: true, ignition_hold_off: 10s, pins: {ir: GPIO12}}\n", nil},
+		{"BadBoard", minimalConfig + "board: {profile: rpi9}\n", []string{"board", "rpi9"}},
+		{"BadIRMode", minimalConfig + "board: {profile: rpi4, ir_mode: blink}\n", []string{"board", "blink"}},
 		{"Several", "device: ''\ncameras: []\nuplink: {broker: ''}\n", []string{"device:", "cameras:", "uplink.broker"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -12,17 +12,21 @@ import (
 // Health is the agent's state as a technician reads it: published on the
 // MQTT diag topic and logged, every diag interval.
 type Health struct {
-	V       int                  `json:"v"`
-	Device  string               `json:"device"`
-	Time    time.Time            `json:"time"`
-	Version string               `json:"version"`
-	Reads   int64                `json:"reads"`
-	Cameras []CameraHealth       `json:"cameras"`
-	GNSS    GNSSHealth           `json:"gnss"`
-	Spool   SpoolHealth          `json:"spool"`
-	Uplink  UplinkHealth         `json:"uplink"`
-	Temps   []boards.Temperature `json:"temperatures"`
-	Board   []boards.Peripheral  `json:"peripherals"`
+	V       int       `json:"v"`
+	Device  string    `json:"device"`
+	Time    time.Time `json:"time"`
+	Version string    `json:"version"`
+	Reads   int64     `json:"reads"`
+	// Throttled counts frames skipped because the CPU ran hot; Throttle
+	// is the share of frames recognized now (1 = all).
+	Throttled int64                `json:"throttled_frames"`
+	Throttle  float64              `json:"throttle"`
+	Cameras   []CameraHealth       `json:"cameras"`
+	GNSS      GNSSHealth           `json:"gnss"`
+	Spool     SpoolHealth          `json:"spool"`
+	Uplink    UplinkHealth         `json:"uplink"`
+	Temps     []boards.Temperature `json:"temperatures"`
+	Board     []boards.Peripheral  `json:"peripherals"`
 }
 
 // CameraHealth is one camera's capture counters.
@@ -73,7 +77,8 @@ func ageMS(now, t time.Time) int64 {
 // health gathers every stage's state; each call reads counters only.
 func (a *Agent) health(runners []*capture.Runner) Health {
 	now := time.Now()
-	h := Health{V: 1, Device: a.cfg.Device, Time: now.UTC(), Version: version, Reads: a.reads.Load()}
+	h := Health{V: 1, Device: a.cfg.Device, Time: now.UTC(), Version: version, Reads: a.reads.Load(),
+		Throttled: a.throttled.Load(), Throttle: a.board.Throttle()}
 	for _, r := range runners {
 		st := r.Stats()
 		h.Cameras = append(h.Cameras, CameraHealth{Stats: st, LastFrameAgeMS: ageMS(now, st.LastFrame)})

@@ -30,6 +30,8 @@ type Agent struct {
 	reader *recognize.Recognizer
 	gnss   *gnss.Receiver
 	board  *boards.Board
+	// boardHook lets tests put fake pins behind the board (boardstest).
+	boardHook func(*boards.Config)
 
 	readerMu  sync.Mutex // one Recognize at a time: sessions are shared by cameras
 	reads     atomic.Int64
@@ -112,7 +114,11 @@ func (a *Agent) Run(ctx context.Context, opt RunOptions) (err error) {
 		a.log.Warn("no GNSS receiver configured: reads carry position null and system time")
 	}
 
-	a.board = boards.New(cfg.Board.boardConfig(), a.log)
+	bc := cfg.Board.boardConfig()
+	if a.boardHook != nil {
+		a.boardHook(&bc)
+	}
+	a.board = boards.New(bc, a.log)
 	if err := a.board.Start(sinkCtx); err != nil {
 		return err
 	}

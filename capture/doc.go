@@ -1,5 +1,6 @@
 // Package capture owns the camera side of the agent: the Source
-// implementations (V4L2 devices, video files, folders of images), the frame
+// implementations (V4L2 devices, GigE Vision cameras through Aravis, RTSP
+// streams and GStreamer pipelines, video files, folders of images), the frame
 // timestamps, and the Runner that keeps one source alive (reopen with capped
 // exponential backoff) and feeds its frames into a bounded channel.
 //
@@ -14,13 +15,18 @@
 // behaves like a live camera; with Config.Realtime the source also sleeps
 // until that time.
 //
-// Back-pressure: a live source (v4l2) must never block the sensor, so the
-// Runner drops the oldest queued frame when the consumer is slow; a file or
+// Back-pressure: a live source (v4l2, gige, rtsp, gstreamer) must never
+// block the sensor, so the Runner drops the oldest queued frame when the consumer is slow; a file or
 // image source blocks instead, so no frame of a recording is lost.
 //
 // Caveats: a VideoCapture read is a cgo call that cannot be interrupted, so a
 // V4L2 Read returns on ctx cancellation at once but the in-flight grab still
 // finishes (bounded by the driver timeout) before Close releases the device.
-// GigE/Aravis and RTSP sources and the motion gate are not written yet.
-// The package uses cgo (OpenCV via gocv).
+// A stream (rtsp, gstreamer) can block in OpenCV for ever (a silent UDP
+// pipeline, even in open): Open and Read give up after the stall timeout,
+// and Close leaves the pipeline to the blocked call, which releases it when
+// the stream sends again; until then the same stream cannot be reopened.
+// A GigE camera that vanishes is released in the background (Aravis blocks
+// about 10 s on a dead control channel). The motion gate is not written yet.
+// The package uses cgo (OpenCV via gocv, libaravis-0.8).
 package capture

@@ -3,7 +3,8 @@ package capture
 import "errors"
 
 // ErrUnknownKind is returned by Open and Config.Validate for a Config.Kind
-// other than "file", "images" or "v4l2".
+// that is not one of the Kind constants (file, images, v4l2, gige, rtsp,
+// gstreamer).
 var ErrUnknownKind = errors.New("unknown source kind")
 
 // ErrInvalidConfig is wrapped by Config.Validate errors; the message names

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 )
@@ -48,6 +49,14 @@ type Stats struct {
 	// Incomplete counts frames the source dropped because the camera
 	// delivered them incomplete (GigE missing packets); see Incompleter.
 	Incomplete uint64 `json:"incomplete"`
+
+	// LastFrameAge is how long ago LastFrame was taken, at the time of the
+	// snapshot (0 before the first frame): a live camera that went quiet
+	// shows here before its stall timeout fires.
+	LastFrameAge time.Duration `json:"last_frame_age_ns"`
+	// Warnings are the settings the source refused or changed at its last
+	// open (exposure, gain, size, ...); the camera runs on without them.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 const (
@@ -166,6 +175,11 @@ func (r *Runner) Stats() Stats {
 	defer r.mu.Unlock()
 	s := r.stats
 	s.Queued = len(r.frames)
+	s.Warnings = slices.Clone(s.Warnings)
+	if !s.LastFrame.IsZero() {
+		// Recordings stamp frames ahead of the clock; an age is never negative.
+		s.LastFrameAge = max(time.Since(s.LastFrame), 0)
+	}
 	return s
 }
 
@@ -191,11 +205,14 @@ func (r *Runner) run(ctx context.Context) {
 				r.update(func(s *Stats) { s.Reopens++ })
 				r.logger.Info("camera reopened")
 			}
+			var warns []string
 			if w, ok := src.(interface{ Warnings() []error }); ok {
 				for _, err := range w.Warnings() { // settings the camera did not take
 					r.logger.Warn("camera setting", "err", err)
+					warns = append(warns, err.Error())
 				}
 			}
+			r.update(func(s *Stats) { s.Warnings = warns })
 			opened = true
 			var n int
 			n, err = r.pump(ctx, src)

@@ -27,6 +27,11 @@ const (
 	KindImages = "images" // a folder of .jpg/.jpeg/.png, sorted by name
 	KindV4L2   = "v4l2"   // a Video4Linux2 device such as /dev/video0
 	KindGigE   = "gige"   // a GigE Vision camera, through Aravis
+	// KindRTSP is a network camera; Path is its rtsp:// URL.
+	KindRTSP = "rtsp"
+	// KindGStreamer is any GStreamer pipeline; Path is the pipeline, in
+	// gst-launch syntax, ending in appsink.
+	KindGStreamer = "gstreamer"
 )
 
 // DefaultImagesFPS is the playback rate of an image folder when Config.FPS
@@ -37,7 +42,7 @@ const DefaultImagesFPS = 10
 type Config struct {
 	// Name is the camera name (e.g. "front"); it is copied to Frame.Camera.
 	Name string `yaml:"name" json:"name"`
-	// Kind is KindFile, KindImages or KindV4L2.
+	// Kind is one of the Kind constants.
 	Kind string `yaml:"kind" json:"kind"`
 	// Path is the file, folder or device path.
 	Path string `yaml:"path" json:"path"`
@@ -58,14 +63,19 @@ type Config struct {
 	Loop bool `yaml:"loop" json:"loop"`
 	// PixelFormat is the camera's pixel format; frames are converted to
 	// BGR. For GigE a GenICam name (GigEPixelFormats: Mono8, BayerRG8,
-	// ...); "" keeps the camera's.
+	// ...); for V4L2 a FourCC (MJPG, YUYV, ...); "" keeps the camera's.
 	PixelFormat string `yaml:"pixel_format" json:"pixel_format"`
 	// ExposureUS is the exposure time in µs, which turns auto exposure
-	// off; 0 keeps the camera's setting. GigE only for now.
+	// off; 0 keeps the camera's setting. GigE and V4L2.
 	ExposureUS float64 `yaml:"exposure_us" json:"exposure_us"`
 	// GainDB is the gain in dB, which turns auto gain off; 0 keeps the
 	// camera's setting. GigE only for now.
 	GainDB float64 `yaml:"gain_db" json:"gain_db"`
+	// V4L2Gain is a V4L2 device's gain in the driver's own units (V4L2
+	// does not count in dB); 0 keeps the driver's setting.
+	V4L2Gain float64 `yaml:"v4l2_gain" json:"v4l2_gain,omitempty"`
+	// Stream tunes KindRTSP and KindGStreamer sources.
+	Stream StreamOptions `yaml:"stream" json:"stream"`
 }
 
 // Live reports whether the source is a live sensor, which must never be
@@ -79,7 +89,7 @@ func (c Config) Live() bool {
 // names the bad field.
 func (c Config) Validate() error {
 	switch c.Kind {
-	case KindFile, KindImages, KindV4L2:
+	case KindFile, KindImages, KindV4L2, KindRTSP, KindGStreamer:
 	case KindGigE:
 		if err := c.validateGigE(); err != nil {
 			return err
@@ -98,7 +108,10 @@ func (c Config) Validate() error {
 	if c.FPS < 0 || c.FPS > 1000 || c.FPS != c.FPS {
 		return fmt.Errorf("capture config %q: fps %v: %w", c.Name, c.FPS, ErrInvalidConfig)
 	}
-	return nil
+	if err := c.validateStream(); err != nil {
+		return err
+	}
+	return c.validateV4L2()
 }
 
 // Open validates cfg and opens the source it names. Errors name the path
@@ -118,6 +131,8 @@ func Open(ctx context.Context, cfg Config) (Source, error) {
 		return openImages(cfg)
 	case KindGigE:
 		return openGigE(ctx, cfg)
+	case KindRTSP, KindGStreamer:
+		return openStream(ctx, cfg)
 	default:
 		return openV4L2(cfg)
 	}

@@ -26,7 +26,7 @@ func TestConfig_Validate(t *testing.T) {
 	}{
 		{"OK", capture.Config{Name: "front", Kind: "file", Path: "a.avi"}, nil},
 		{"NoKind", capture.Config{Path: "a.avi"}, capture.ErrInvalidConfig},
-		{"UnknownKind", capture.Config{Kind: "rtsp", Path: "x"}, capture.ErrUnknownKind},
+		{"UnknownKind", capture.Config{Kind: "rtmp", Path: "x"}, capture.ErrUnknownKind},
 		{"NoPath", capture.Config{Kind: "v4l2"}, capture.ErrInvalidConfig},
 		{"NegativeFPS", capture.Config{Kind: "images", Path: "d", FPS: -1}, capture.ErrInvalidConfig},
 		{"NegativeWidth", capture.Config{Kind: "v4l2", Path: "/dev/video0", Width: -1}, capture.ErrInvalidConfig},

@@ -16,7 +16,8 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 # the demo.
 APT_PKGS=(libopencv-dev pkg-config mosquitto socat libaravis-dev aravis-tools
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-  gstreamer1.0-plugins-bad gstreamer1.0-libav ffmpeg)
+  gstreamer1.0-plugins-bad gstreamer1.0-libav ffmpeg
+  python3-gi gir1.2-gst-rtsp-server-1.0)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

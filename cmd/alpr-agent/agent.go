@@ -133,8 +133,7 @@ func (a *Agent) Run(ctx context.Context, opt RunOptions) (err error) {
 	var wg sync.WaitGroup
 	var runners []*capture.Runner
 	for _, cam := range cfg.Cameras {
-		cc := capture.Config{Name: cam.Name, Kind: cam.Kind, Path: cam.Path, Width: cam.Width, Height: cam.Height, FPS: cam.FPS, Realtime: *cam.Realtime, Loop: cam.Loop}
-		r := capture.NewRunner(cc, cam.Queue, a.log.With("subsystem", "capture", "camera", cam.Name))
+		r := capture.NewRunner(cam.captureConfig(), cam.Queue, a.log.With("subsystem", "capture", "camera", cam.Name))
 		if err := r.Start(ctx); err != nil {
 			return fmt.Errorf("start camera %s: %w", cam.Name, err)
 		}

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/alpr-agent/alpr-agent/boards"
+	"github.com/alpr-agent/alpr-agent/capture"
 )
 
 // Config is the agent's one YAML file. Defaults come from DefaultConfig,
@@ -43,17 +44,32 @@ type LogConfig struct {
 	Format string `yaml:"format"` // json (devices) or text
 }
 
-// CameraConfig is one capture source.
+// CameraConfig is one capture source; capture.Config documents each field.
 type CameraConfig struct {
-	Name     string  `yaml:"name"`
-	Kind     string  `yaml:"kind"` // v4l2, file, images
-	Path     string  `yaml:"path"`
-	Width    int     `yaml:"width"`
-	Height   int     `yaml:"height"`
-	FPS      float64 `yaml:"fps"`
-	Realtime *bool   `yaml:"realtime"` // file/images: pace at fps (default true)
-	Loop     bool    `yaml:"loop"`
-	Queue    int     `yaml:"queue"` // frames buffered between capture and recognition
+	Name        string                `yaml:"name"`
+	Kind        string                `yaml:"kind"` // v4l2, gige, rtsp, gstreamer, file, images
+	Path        string                `yaml:"path"` // device, camera ID/address, URL, pipeline, file or folder
+	Width       int                   `yaml:"width"`
+	Height      int                   `yaml:"height"`
+	FPS         float64               `yaml:"fps"`
+	PixelFormat string                `yaml:"pixel_format"` // GigE: Mono8, BayerRG8...; V4L2: MJPG, YUYV
+	ExposureUS  float64               `yaml:"exposure_us"`
+	GainDB      float64               `yaml:"gain_db"`   // GigE
+	V4L2Gain    float64               `yaml:"v4l2_gain"` // V4L2, driver units
+	Stream      capture.StreamOptions `yaml:"stream"`    // rtsp, gstreamer
+	Realtime    *bool                 `yaml:"realtime"`  // file/images: pace at fps (default true)
+	Loop        bool                  `yaml:"loop"`
+	Queue       int                   `yaml:"queue"` // frames buffered between capture and recognition
+}
+
+// captureConfig is the camera as the capture package takes it.
+func (c CameraConfig) captureConfig() capture.Config {
+	cc := capture.Config{Name: c.Name, Kind: c.Kind, Path: c.Path, Width: c.Width, Height: c.Height, FPS: c.FPS,
+		PixelFormat: c.PixelFormat, ExposureUS: c.ExposureUS, GainDB: c.GainDB, V4L2Gain: c.V4L2Gain, Stream: c.Stream, Loop: c.Loop}
+	if c.Realtime != nil {
+		cc.Realtime = *c.Realtime
+	}
+	return cc
 }
 
 // RecognizeConfig locates the models and sets the reader's region.
@@ -263,16 +279,8 @@ func (c Config) Validate() error {
 			bad(key+".name", "%q is used twice", cam.Name)
 		}
 		names[cam.Name] = true
-		switch cam.Kind {
-		case "v4l2", "file", "images":
-		default:
-			bad(key+".kind", "%q is not v4l2, file or images", cam.Kind)
-		}
-		if cam.Path == "" {
-			bad(key+".path", "must be set")
-		}
-		if cam.Width < 0 || cam.Height < 0 || cam.FPS < 0 {
-			bad(key, "width, height and fps must not be negative")
+		if err := cam.captureConfig().Validate(); err != nil {
+			bad(key, "%v", err)
 		}
 		if cam.Queue < 0 {
 			bad(key+".queue", "must not be negative")

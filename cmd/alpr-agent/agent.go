@@ -36,6 +36,10 @@ type Agent struct {
 	readerMu  sync.Mutex // one Recognize at a time: sessions are shared by cameras
 	reads     atomic.Int64
 	throttled atomic.Int64 // frames skipped while the CPU was too hot
+
+	// diag holds what the diag page shows besides Health (recent reads,
+	// thumbnails); nil when diag.listen is off. Set before sources start.
+	diag *diagState
 }
 
 // RunOptions change how Run ends.
@@ -127,6 +131,8 @@ func (a *Agent) Run(ctx context.Context, opt RunOptions) (err error) {
 		a.log.Info("peripheral", "name", p.Name, "state", p.State, "reason", p.Reason)
 	}
 	go a.driveStatusLED(sinkCtx)
+	stopDiag := a.startDiag(sinkCtx)
+	defer stopDiag(closeCtx)
 
 	// Sources last. Each camera has its own runner, tracker and goroutine.
 	stopCapture := make(chan struct{})
@@ -144,6 +150,7 @@ func (a *Agent) Run(ctx context.Context, opt RunOptions) (err error) {
 			a.camera(ctx, cam.Name, r, stopCapture)
 		}()
 	}
+	a.diag.setRunners(runners)
 	allDone := make(chan struct{})
 	go func() { wg.Wait(); close(allDone) }()
 	healthCtx, stopHealth := context.WithCancel(ctx)
@@ -234,6 +241,7 @@ func (a *Agent) camera(ctx context.Context, name string, r *capture.Runner, stop
 			}
 		}
 		a.board.FrameStart()
+		a.diag.thumbnail(name, f) // at most once a second per camera
 		if credit += a.board.Throttle(); credit < 1 {
 			a.throttled.Add(1)
 			f.Close()
@@ -285,6 +293,7 @@ func (a *Agent) emit(ctx context.Context, camera string, p recognize.Pass, log *
 		return
 	}
 	a.reads.Add(1)
+	a.diag.addRead(rd)
 	log.Info("read", "id", rd.ID, "plate", rd.Plate, "confidence", rd.Confidence, "frames", rd.Frames, "position", rd.Position != nil)
 }
 

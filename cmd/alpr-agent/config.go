@@ -33,9 +33,15 @@ type Config struct {
 	Diag      DiagConfig      `yaml:"diag"`
 }
 
-// DiagConfig sets how often health is logged and sent on the diag topic.
+// DiagConfig sets how often health is logged and sent on the diag topic,
+// and where the status page, /status.json and /metrics listen.
 type DiagConfig struct {
 	Interval time.Duration `yaml:"interval"`
+	// Listen is the HTTP address of the diag listener ("" = off). Off
+	// loopback it needs Username and Password (basic auth).
+	Listen   string `yaml:"listen"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
 }
 
 // LogConfig selects the log format and level.
@@ -179,7 +185,7 @@ func DefaultConfig() Config {
 		Uplink:    UplinkConfig{Batch: 64, Inflight: 256, ResendAfter: 30 * time.Second, ReceiptMode: "receipt"},
 		Privacy:   PrivacyConfig{Crops: true},
 		Board:     BoardConfig{Profile: "none", SysfsRoot: "/sys"},
-		Diag:      DiagConfig{Interval: time.Minute},
+		Diag:      DiagConfig{Interval: time.Minute, Listen: "127.0.0.1:8089"},
 	}
 }
 
@@ -346,6 +352,9 @@ func (c Config) Validate() error {
 	}
 	if c.Diag.Interval < time.Second {
 		bad("diag.interval", "%v is shorter than 1s", c.Diag.Interval)
+	}
+	for _, e := range c.Diag.validate() {
+		bad(e.key, "%s", e.msg)
 	}
 	if err := c.Board.boardConfig().Validate(); err != nil {
 		bad("board", "%v", err)

@@ -33,6 +33,7 @@ usage:
   alpr-agent gnss --port DEV [--baud N] decode a live receiver
   alpr-agent receive --broker URL       reference central receiver: store reads, send receipts
   alpr-agent demo                       the whole chain on the bundled sample (make run)
+  alpr-agent diag [--addr A] [--json]   the running agent's status (its diag.listen address)
   alpr-agent version                    version, commit, build date
 
 Run "alpr-agent COMMAND -h" for a command's flags.
@@ -81,6 +82,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdReceive(ctx, rest, stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, rest, stdout, stderr)
+	case "diag":
+		return cmdDiag(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		return cmdVersion(stdout)
 	case "help", "-h", "--help":

@@ -12,7 +12,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 
-.PHONY: setup build run test vet sample bench clean
+.PHONY: setup build run test vet sample bench package clean
 
 setup:
 	@bash scripts/setup.sh
@@ -42,5 +42,11 @@ test: setup vet
 bench: build
 	for r in us eu br; do bin/alpr-agent bench ../shared/datasets/plates/$$r | tail -1; done
 
+# Debian packages: the binary, ONNX Runtime and the models, a systemd unit
+# and a default config (scripts/package-deb.sh); dist/ is git-ignored.
+package: build
+	@bash scripts/package-deb.sh amd64 bin/alpr-agent
+	@if [ -f bin/alpr-agent-arm64 ]; then bash scripts/package-deb.sh arm64 bin/alpr-agent-arm64; fi
+
 clean:
-	rm -rf bin .cache
+	rm -rf bin .cache dist

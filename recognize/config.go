@@ -20,7 +20,7 @@ const (
 // ALPR_MODEL_DIR and ALPR_ORT_LIB variables.
 const (
 	DefaultModelDir = "/usr/lib/alpr-agent/models"
-	DefaultLibPath  = "/usr/lib/alpr-agent/onnxruntime/libonnxruntime.so.1"
+	DefaultLibPath  = "/usr/lib/alpr-agent/libonnxruntime.so.1"
 )
 
 // Config says where the models and ONNX Runtime live and how to run them.

@@ -158,6 +158,7 @@ func (a *Agent) Run(ctx context.Context, opt RunOptions) (err error) {
 	go a.reportHealth(healthCtx, cfg.Diag.Interval, runners)
 
 	a.board.SetCapturing(true)
+	defer a.sdReady(closeCtx)()
 	var eof <-chan struct{}
 	if opt.UntilEOF {
 		eof = allDone
@@ -170,6 +171,7 @@ func (a *Agent) Run(ctx context.Context, opt RunOptions) (err error) {
 	case <-ctx.Done():
 	}
 	a.log.Info("stopping: capture first, then drain")
+	a.sdSend("STOPPING=1")
 	a.board.SetCapturing(false)
 	close(stopCapture)
 	for _, r := range runners {

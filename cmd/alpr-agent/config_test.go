@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,5 +94,13 @@ func TestLoadConfig_MissingFile(t *testing.T) {
 	_, err := LoadConfig(filepath.Join(t.TempDir(), "nope.yaml"))
 	if err == nil || !strings.Contains(err.Error(), "nope.yaml") {
 		t.Fatalf("got %v, want an error naming the file", err)
+	}
+}
+
+func TestRun_BadConfigIsAConfigError(t *testing.T) {
+	p := writeConfig(t, minimalConfig+"spool: {paht: /tmp/x}\n")
+	err := dispatch(t.Context(), []string{"run", "--config", p}, io.Discard, io.Discard)
+	if !errors.As(err, new(configError)) {
+		t.Fatalf("got %v, want a configError (exit 78)", err)
 	}
 }

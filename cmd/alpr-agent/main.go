@@ -46,6 +46,14 @@ var errUsage = errors.New("usage")
 // errSilent is an error already reported to the user (exit 1, no more text).
 var errSilent = errors.New("reported")
 
+// configError is a configuration the agent cannot run with. It exits 78
+// (EX_CONFIG), which the systemd unit lists in RestartPreventExitStatus: a
+// restart loop cannot fix a bad file.
+type configError struct{ err error }
+
+func (e configError) Error() string { return e.err.Error() }
+func (e configError) Unwrap() error { return e.err }
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
@@ -57,6 +65,9 @@ func main() {
 			fmt.Fprint(os.Stderr, usage)
 		}
 		os.Exit(2)
+	case errors.As(err, new(configError)):
+		fmt.Fprintf(os.Stderr, "alpr-agent: %v\n", err)
+		os.Exit(78)
 	case errors.Is(err, errSilent):
 		os.Exit(1)
 	default:

@@ -17,7 +17,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	cfg, err := LoadConfig(*path)
 	if err != nil {
-		return err
+		return configError{err}
 	}
 	logger := newLogger(stderr, cfg.Log.Format, cfg.Log.Level)
 	logger.Info("alpr-agent starting", "version", version, "device", cfg.Device, "cameras", len(cfg.Cameras))

@@ -7,15 +7,6 @@ import (
 	"time"
 )
 
-// noEnvOverrides clears the ALPR_* variables LoadConfig applies, so that a
-// developer's shell does not make an example pass or fail.
-func noEnvOverrides(t *testing.T) {
-	t.Helper()
-	for _, k := range []string{"ALPR_DEVICE", "ALPR_UPLINK_BROKER", "ALPR_GNSS_PORT", "ALPR_SPOOL_PATH", "ALPR_LOG_LEVEL"} {
-		t.Setenv(k, "")
-	}
-}
-
 // TestExampleConfigs: every example an installer may start from loads and
 // validates, and says what its kind of unit needs.
 func TestExampleConfigs(t *testing.T) {

@@ -43,3 +43,11 @@ func needModels(t testing.TB) {
 }
 
 func silentLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// noEnvOverrides blanks the ALPR_* overrides (make exports none, but a
+// developer's shell may) for tests that check what a config file says.
+func noEnvOverrides(t *testing.T) {
+	for _, k := range []string{"ALPR_DEVICE", "ALPR_UPLINK_BROKER", "ALPR_GNSS_PORT", "ALPR_SPOOL_PATH", "ALPR_MODEL_DIR", "ALPR_ORT_LIB", "ALPR_LOG_LEVEL"} {
+		t.Setenv(k, "")
+	}
+}

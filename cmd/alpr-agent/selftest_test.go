@@ -175,6 +175,7 @@ board: {profile: none, sysfs_root: %q}
 // camera file, the models and the spool folder are missing. Each fails
 // with its own reason and the exit status is 1.
 func TestSelftest_Broken(t *testing.T) {
+	noEnvOverrides(t)
 	work := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

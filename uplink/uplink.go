@@ -41,6 +41,9 @@ type Status struct {
 	Acked       uint64 // records deleted from the queue
 	BadReceipts uint64 // receipts that failed to parse
 	LastError   string
+	// ReceiptLatency is the time from a record's (last) publish to the
+	// receipt that deleted it: how long the central side takes to confirm.
+	ReceiptLatency Histogram
 }
 
 // Uplink publishes queued records to the broker and deletes them on receipt.
@@ -183,7 +186,9 @@ func (u *Uplink) Close(ctx context.Context) error {
 func (u *Uplink) Status() Status {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return u.st
+	st := u.st
+	st.ReceiptLatency = st.ReceiptLatency.clone()
+	return st
 }
 
 // PublishDiag publishes a health document to alpr/v1/{device}/diag (QoS 0,
@@ -379,10 +384,14 @@ func (u *Uplink) applyReceipts(inflight map[string]time.Time) {
 		u.log.Error("ack receipted records", "err", err, "ids", len(ids))
 		return
 	}
+	now := time.Now()
+	u.mu.Lock()
 	for _, id := range ids {
+		if sent, ok := inflight[id]; ok {
+			u.st.ReceiptLatency.observe(now.Sub(sent))
+		}
 		delete(inflight, id)
 	}
-	u.mu.Lock()
 	u.st.Acked += uint64(n)
 	u.mu.Unlock()
 }

@@ -176,6 +176,10 @@ func TestUplink_EndToEnd(t *testing.T) {
 	if !st.Connected || st.Acked != uint64(len(ids)) || st.InFlight != 0 || st.LastReceipt.IsZero() {
 		t.Errorf("Status = %+v", st)
 	}
+	// Every receipted record was timed once from its publish.
+	if lat := st.ReceiptLatency; lat.Count != uint64(len(ids)) || lat.Sum <= 0 || lat.Counts[len(lat.Counts)-1] != lat.Count {
+		t.Errorf("receipt latency = %+v, want %d observations", lat, len(ids))
+	}
 	if got := rv.Stats().Stored; got != uint64(len(ids)) {
 		t.Errorf("receiver stored %d, want %d", got, len(ids))
 	}

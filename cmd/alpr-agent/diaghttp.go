@@ -386,10 +386,8 @@ func serveJPEG(w http.ResponseWriter, b []byte) {
 
 // metrics writes the Prometheus text exposition format (version 0.0.4) by
 // hand: a dozen families do not need a client library.
-//
-// The uplink does not time publishes, so there is no latency histogram;
-// alpr_uplink_in_flight and alpr_uplink_last_receipt_age_seconds show a
-// slow or stuck central side instead.
+// Publish latency is measured to the receipt, not the PUBACK (a PUBACK is
+// not proof of delivery): alpr_uplink_receipt_latency_seconds.
 func (s *diagServer) metrics(w http.ResponseWriter, _ *http.Request) {
 	h := s.health()
 	var m promWriter
@@ -436,6 +434,18 @@ func (s *diagServer) metrics(w http.ResponseWriter, _ *http.Request) {
 	m.gauge("alpr_uplink_in_flight", "gauge", "Reads published and awaiting a receipt.", float64(h.Uplink.InFlight))
 	m.gauge("alpr_uplink_reconnects_total", "counter", "Broker connections after the first.", float64(h.Uplink.Reconnects))
 	m.gauge("alpr_uplink_acked_total", "counter", "Reads confirmed by the central side and deleted.", float64(h.Uplink.Acked))
+	m.family("alpr_uplink_receipt_latency_seconds", "histogram", "Time from publishing a read to the central receipt that deleted it.")
+	lat := h.Uplink.ReceiptLatency
+	for i, le := range uplink.LatencyBuckets {
+		var c uint64
+		if i < len(lat.Counts) {
+			c = lat.Counts[i]
+		}
+		m.sample("alpr_uplink_receipt_latency_seconds_bucket", float64(c), "le", strconv.FormatFloat(le, 'g', -1, 64))
+	}
+	m.sample("alpr_uplink_receipt_latency_seconds_bucket", float64(lat.Count), "le", "+Inf")
+	m.sample("alpr_uplink_receipt_latency_seconds_sum", lat.Sum)
+	m.sample("alpr_uplink_receipt_latency_seconds_count", float64(lat.Count))
 	if h.Uplink.LastReceiptMS >= 0 {
 		m.gauge("alpr_uplink_last_receipt_age_seconds", "gauge", "Time since the last receipt (absent before the first).", float64(h.Uplink.LastReceiptMS)/1000)
 	}

@@ -198,7 +198,8 @@ func TestDiag_RunningAgent(t *testing.T) {
 			t.Errorf("reads_total = %v", v)
 		}
 		for _, k := range []string{`alpr_camera_dropped_frames_total{camera="front"}`, "alpr_spool_records", "alpr_uplink_in_flight",
-			"alpr_uplink_reconnects_total", "alpr_uplink_connected", "alpr_gnss_fix", `alpr_build_info{version="` + version + `",device="diag-test-1"}`} {
+			"alpr_uplink_reconnects_total", "alpr_uplink_connected", "alpr_gnss_fix",
+			`alpr_uplink_receipt_latency_seconds_bucket{le="+Inf"}`, "alpr_uplink_receipt_latency_seconds_count", `alpr_build_info{version="` + version + `",device="diag-test-1"}`} {
 			if _, ok := m[k]; !ok {
 				t.Errorf("metric %s missing", k)
 			}
@@ -320,10 +321,15 @@ func parseMetrics(t *testing.T, text string) map[string]float64 {
 	for i, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
 		if rest, ok := strings.CutPrefix(line, "# TYPE "); ok {
 			f := strings.Fields(rest)
-			if len(f) != 2 || (f[1] != "counter" && f[1] != "gauge") {
+			if len(f) != 2 || (f[1] != "counter" && f[1] != "gauge" && f[1] != "histogram") {
 				t.Errorf("line %d: bad TYPE %q", i+1, line)
 			}
 			typed[f[0]] = true
+			if f[1] == "histogram" {
+				for _, suf := range []string{"_bucket", "_sum", "_count"} {
+					typed[f[0]+suf] = true
+				}
+			}
 			continue
 		}
 		if strings.HasPrefix(line, "# HELP ") {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/alpr-agent/alpr-agent/boards"
 	"github.com/alpr-agent/alpr-agent/capture"
+	"github.com/alpr-agent/alpr-agent/uplink"
 )
 
 // Health is the agent's state as a technician reads it: published on the
@@ -65,6 +66,8 @@ type UplinkHealth struct {
 	Acked         uint64 `json:"acked"`
 	LastReceiptMS int64  `json:"last_receipt_age_ms"` // -1 before the first receipt
 	LastError     string `json:"last_error,omitempty"`
+	// ReceiptLatency: publish to receipt, seconds, uplink.LatencyBuckets.
+	ReceiptLatency uplink.Histogram `json:"receipt_latency"`
 }
 
 func ageMS(now, t time.Time) int64 {
@@ -96,7 +99,7 @@ func (a *Agent) health(runners []*capture.Runner) Health {
 	}
 	us := a.uplink.Status()
 	h.Uplink = UplinkHealth{Connected: us.Connected, InFlight: us.InFlight, Reconnects: us.Reconnects, Acked: us.Acked,
-		LastReceiptMS: ageMS(now, us.LastReceipt), LastError: us.LastError}
+		LastReceiptMS: ageMS(now, us.LastReceipt), LastError: us.LastError, ReceiptLatency: us.ReceiptLatency}
 	h.Temps = a.board.Temperatures()
 	h.Board = a.board.Peripherals()
 	return h

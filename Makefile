@@ -10,7 +10,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 
-.PHONY: setup build run test vet sample bench package clean
+.PHONY: setup build run test vet sample bench package build-arm64 test-arm64 clean
 
 setup:
 	@bash scripts/setup.sh
@@ -40,11 +40,19 @@ test: setup vet
 bench: build
 	for r in us eu br; do bin/alpr-agent bench ../shared/datasets/plates/$$r | tail -1; done
 
+# arm64: cross-built against a private sysroot of Debian's arm64 libraries
+# (docs/arm64.md), tested under qemu-aarch64 against the amd64 binary.
+build-arm64: setup
+	@bash scripts/build-arm64.sh
+
+test-arm64: build build-arm64
+	@bash scripts/test-arm64.sh
+
 # Debian packages: the binary, ONNX Runtime and the models, a systemd unit
 # and a default config (scripts/package-deb.sh); dist/ is git-ignored.
-package: build
+package: build build-arm64
 	@bash scripts/package-deb.sh amd64 bin/alpr-agent
-	@if [ -f bin/alpr-agent-arm64 ]; then bash scripts/package-deb.sh arm64 bin/alpr-agent-arm64; fi
+	@bash scripts/package-deb.sh arm64 bin/alpr-agent-arm64
 
 clean:
 	rm -rf bin .cache dist

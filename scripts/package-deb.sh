@@ -64,7 +64,9 @@ debian_version() {
   local v=$1 dirty=""
   case "$v" in *-dirty) dirty="+dirty"; v=${v%-dirty} ;; esac
   v=${v#v}
-  if [[ "$v" =~ ^[0-9] ]]; then
+  # A bare abbreviated commit (git describe without tags) may start with a
+  # digit too: it is not a version.
+  if [[ "$v" =~ ^[0-9] ]] && ! [[ "$v" =~ ^[0-9a-f]{7,40}$ ]]; then
     v=$(printf '%s' "$v" | sed -E 's/-([0-9]+)-g([0-9a-f]+)$/+\1.g\2/; s/[^A-Za-z0-9.+~]/./g')
   else
     local date

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,8 +9,6 @@ import (
 
 	"github.com/alpr-agent/alpr-agent/boards"
 	"github.com/alpr-agent/alpr-agent/boards/boardstest"
-	"github.com/alpr-agent/alpr-agent/capture/capturetest"
-	"github.com/alpr-agent/alpr-agent/uplink/mqtttest"
 )
 
 // TestAgent_IgnitionOffShutsDownCleanly: on a cruiser, the ignition input
@@ -21,15 +18,7 @@ func TestAgent_IgnitionOffShutsDownCleanly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the recognizer")
 	}
-	needModels(t)
-	work := t.TempDir()
-	clip := filepath.Join(work, "clip.avi")
-	if err := capturetest.WriteClip(clip, capturetest.SmallClip(20)); err != nil {
-		t.Fatal(err)
-	}
-	broker := mqtttest.Start(t)
-	cfg := demoConfig(broker.URL(), clip, "", work)
-	cfg.Cameras[0].Loop = true
+	cfg := loopingClipConfig(t)
 	cfg.Board = BoardConfig{Profile: "rpi4", SysfsRoot: t.TempDir(), IRMode: "on", Ignition: true, IgnitionHoldOff: 500 * time.Millisecond}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

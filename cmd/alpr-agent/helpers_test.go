@@ -6,6 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/alpr-agent/alpr-agent/capture/capturetest"
+	"github.com/alpr-agent/alpr-agent/uplink/mqtttest"
 )
 
 // needDataset returns ../shared/datasets/<sub> of the project root. Missing
@@ -50,4 +53,20 @@ func noEnvOverrides(t *testing.T) {
 	for _, k := range []string{"ALPR_DEVICE", "ALPR_UPLINK_BROKER", "ALPR_GNSS_PORT", "ALPR_SPOOL_PATH", "ALPR_MODEL_DIR", "ALPR_ORT_LIB", "ALPR_LOG_LEVEL"} {
 		t.Setenv(k, "")
 	}
+}
+
+// loopingClipConfig is an agent on a small looping synthetic clip, a real
+// mosquitto and no GNSS receiver: for tests of how the agent starts and stops.
+func loopingClipConfig(t *testing.T) Config {
+	t.Helper()
+	needModels(t)
+	work := t.TempDir()
+	clip := filepath.Join(work, "clip.avi")
+	if err := capturetest.WriteClip(clip, capturetest.SmallClip(20)); err != nil {
+		t.Fatal(err)
+	}
+	broker := mqtttest.Start(t)
+	cfg := demoConfig(broker.URL(), clip, "", work)
+	cfg.Cameras[0].Loop = true
+	return cfg
 }

@@ -10,9 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/alpr-agent/alpr-agent/capture/capturetest"
-	"github.com/alpr-agent/alpr-agent/uplink/mqtttest"
 )
 
 // listenNotify stands in for systemd: a unixgram socket at name (a path or
@@ -143,15 +140,7 @@ func TestAgent_NotifiesSystemd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the recognizer")
 	}
-	needModels(t)
-	work := t.TempDir()
-	clip := filepath.Join(work, "clip.avi")
-	if err := capturetest.WriteClip(clip, capturetest.SmallClip(20)); err != nil {
-		t.Fatal(err)
-	}
-	broker := mqtttest.Start(t)
-	cfg := demoConfig(broker.URL(), clip, "", work)
-	cfg.Cameras[0].Loop = true
+	cfg := loopingClipConfig(t)
 	sock := filepath.Join(t.TempDir(), "notify")
 	ch := listenNotify(t, sock)
 	t.Setenv("NOTIFY_SOCKET", sock)

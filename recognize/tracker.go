@@ -41,10 +41,14 @@ func DefaultTrackerConfig() TrackerConfig {
 	}
 }
 
-// Sighting is one plate seen on one frame, with its crop (JPEG) if taken.
+// Sighting is one plate seen on one frame.
 type Sighting struct {
 	Plate Plate
-	Crop  []byte
+	// Crop, if set, encodes the plate's crop (JPEG). Observe calls it only
+	// when the sighting becomes its pass's best, and before returning, so
+	// the frame it reads must stay open until Observe returns; most
+	// sightings are never encoded.
+	Crop func() []byte
 }
 
 // Pass is one vehicle pass: the voted read over every frame that saw it.
@@ -194,7 +198,10 @@ func (tr *track) add(s Sighting, seq uint64, at time.Time) {
 	if len(tr.sightings) == 1 || n.conf > tr.sightings[tr.best].conf {
 		tr.best = len(tr.sightings) - 1
 		tr.bestSeq = seq
-		tr.crop = s.Crop
+		tr.crop = nil
+		if s.Crop != nil {
+			tr.crop = s.Crop()
+		}
 	}
 }
 

@@ -99,3 +99,24 @@ func TestSimilarity(t *testing.T) {
 		}
 	}
 }
+
+func TestTracker_CropsOnlyNewBest(t *testing.T) {
+	tr := NewTracker(DefaultTrackerConfig())
+	t0 := time.Now()
+	encoded := 0
+	withCrop := func(s Sighting, tag string) Sighting {
+		s.Crop = func() []byte { encoded++; return []byte(tag) }
+		return s
+	}
+	tr.Observe(t0, 1, []Sighting{withCrop(sight("ABC123", 0.8, 0, 0), "first")})
+	tr.Observe(t0.Add(100*time.Millisecond), 2, []Sighting{withCrop(sight("ABC123", 0.6, 10, 0), "worse")})
+	tr.Observe(t0.Add(200*time.Millisecond), 3, []Sighting{withCrop(sight("ABC123", 0.9, 20, 0), "best")})
+	tr.Observe(t0.Add(300*time.Millisecond), 4, []Sighting{withCrop(sight("ABC123", 0.7, 30, 0), "worse")})
+	got := tr.Flush()
+	if len(got) != 1 || string(got[0].Crop) != "best" {
+		t.Fatalf("passes %+v, want one with the best sighting's crop", got)
+	}
+	if encoded != 2 {
+		t.Errorf("encoded %d crops, want 2 (only sightings that became the best)", encoded)
+	}
+}

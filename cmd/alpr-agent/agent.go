@@ -250,9 +250,11 @@ func (a *Agent) camera(ctx context.Context, name string, r *capture.Runner, stop
 			continue
 		}
 		credit--
-		sightings := a.recognizeFrame(f, log)
+		// Observe before Close: it encodes the crop of a new best sighting
+		// from this frame.
+		passes := tracker.Observe(f.Time, f.Seq, a.recognizeFrame(f, log))
 		f.Close()
-		for _, p := range tracker.Observe(f.Time, f.Seq, sightings) {
+		for _, p := range passes {
 			a.emit(ctx, name, p, log)
 		}
 	}
@@ -270,8 +272,12 @@ func (a *Agent) recognizeFrame(f capture.Frame, log *slog.Logger) []recognize.Si
 	for _, p := range plates {
 		s := recognize.Sighting{Plate: p}
 		if a.cfg.Privacy.Crops {
-			if crop, err := recognize.CropJPEG(f.Img, p.Box); err == nil {
-				s.Crop = crop
+			s.Crop = func() []byte {
+				crop, err := recognize.CropJPEG(f.Img, p.Box)
+				if err != nil {
+					log.Debug("crop plate", "seq", f.Seq, "err", err)
+				}
+				return crop
 			}
 		}
 		out = append(out, s)

@@ -17,18 +17,7 @@ func startFake(t *testing.T, fake *gnsstest.FakeReceiver, baud int) *gnss.Receiv
 	t.Helper()
 	fastBackoff(t)
 	cfg := gnss.Config{Port: "/dev/fake-gps", Baud: baud, DetectWindow: 40 * time.Millisecond, Open: fake.Open}
-	r := gnss.New(cfg, nil)
-	if err := r.Start(context.Background()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := r.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return r
+	return startReceiverConfig(t, cfg, nil)
 }
 
 func TestReceiver_AutoBaud(t *testing.T) {

@@ -68,6 +68,12 @@ func startReceiverLog(t *testing.T, port string, logger *slog.Logger) *gnss.Rece
 	t.Helper()
 	cfg := gnss.DefaultConfig()
 	cfg.Port = port
+	return startReceiverConfig(t, cfg, logger)
+}
+
+// startReceiverConfig starts a Receiver and closes it at cleanup.
+func startReceiverConfig(t *testing.T, cfg gnss.Config, logger *slog.Logger) *gnss.Receiver {
+	t.Helper()
 	r := gnss.New(cfg, logger)
 	if err := r.Start(context.Background()); err != nil {
 		t.Fatalf("Start: %v", err)

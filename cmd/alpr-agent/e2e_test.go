@@ -102,6 +102,9 @@ func TestEndToEnd(t *testing.T) {
 		if err := r.Validate(); err != nil {
 			t.Errorf("read %s invalid: %v", r.ID, err)
 		}
+		if !bytes.HasPrefix(r.CropJPEG, []byte{0xFF, 0xD8}) {
+			t.Errorf("read %s: crop is not a JPEG (%d bytes)", r.Plate, len(r.CropJPEG))
+		}
 		if r.TimeSource != "gnss" || r.Position == nil {
 			t.Errorf("read %s: time_source=%s position=%v, want a GNSS stamp", r.Plate, r.TimeSource, r.Position)
 			continue

@@ -49,6 +49,9 @@ type Sighting struct {
 	// the frame it reads must stay open until Observe returns; most
 	// sightings are never encoded.
 	Crop func() []byte
+	// Frame, if set, encodes the whole frame (JPEG), called like Crop. Only
+	// set when the device is configured to keep full frames.
+	Frame func() []byte
 }
 
 // Pass is one vehicle pass: the voted read over every frame that saw it.
@@ -64,6 +67,9 @@ type Pass struct {
 	BestSeq uint64
 	// Crop is the JPEG crop of the best sighting (nil if none was taken).
 	Crop []byte
+	// Frame is the JPEG of the best sighting's whole frame (nil unless
+	// Sighting.Frame was set).
+	Frame []byte
 }
 
 type sighting struct {
@@ -78,6 +84,7 @@ type track struct {
 	best      int
 	bestSeq   uint64
 	crop      []byte
+	frame     []byte
 	vx, vy    float64 // box-centre velocity, pixels per second
 }
 
@@ -198,9 +205,12 @@ func (tr *track) add(s Sighting, seq uint64, at time.Time) {
 	if len(tr.sightings) == 1 || n.conf > tr.sightings[tr.best].conf {
 		tr.best = len(tr.sightings) - 1
 		tr.bestSeq = seq
-		tr.crop = nil
+		tr.crop, tr.frame = nil, nil
 		if s.Crop != nil {
 			tr.crop = s.Crop()
+		}
+		if s.Frame != nil {
+			tr.frame = s.Frame()
 		}
 	}
 }
@@ -286,6 +296,7 @@ func (tr *track) pass() Pass {
 		Best:    best.at,
 		BestSeq: tr.bestSeq,
 		Crop:    tr.crop,
+		Frame:   tr.frame,
 	}
 }
 

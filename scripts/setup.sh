@@ -14,12 +14,13 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 # OpenCV (gocv v0.31.0 needs 4.6), Aravis for GigE Vision (and its fake
 # camera for tests), GStreamer/FFmpeg for RTSP/RTP, mosquitto for tests and
 # the demo, Chromium (headless) and a font for the status-page test,
-# dpkg-dev for the Debian package (dpkg-shlibdeps).
+# dpkg-dev for the Debian package (dpkg-shlibdeps), PostgreSQL's server for
+# the reference receiver's database tests (started by the tests themselves).
 APT_PKGS=(libopencv-dev pkg-config mosquitto socat libaravis-dev aravis-tools
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-libav ffmpeg
   python3-gi gir1.2-gst-rtsp-server-1.0 chromium fonts-dejavu-core
-  dpkg-dev)
+  dpkg-dev postgresql-15)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -55,7 +55,10 @@ type Read struct {
 	Box        [4]int      `json:"box"`      // x, y, width, height in pixels
 	Frames     int         `json:"frames"`
 	CropJPEG   []byte      `json:"crop_jpeg,omitempty"` // base64 in JSON
-	Hotlist    Hotlist     `json:"hotlist"`
+	// FrameJPEG is the whole best frame; only when privacy.full_frames is
+	// on (off by default: crops only).
+	FrameJPEG []byte  `json:"frame_jpeg,omitempty"`
+	Hotlist   Hotlist `json:"hotlist"`
 }
 
 // Candidate is an alternative reading of the plate.
@@ -78,11 +81,17 @@ type Position struct {
 	Stale      bool     `json:"stale,omitempty"`
 }
 
-// Hotlist tells whether the plate matched a hotlist.
+// Hotlist tells whether the plate matched a hotlist. On a hit it carries
+// the matched list entry: the list, the entry's plate as listed (which can
+// differ from the read's plate on a fuzzy match), why it is listed, and how
+// it matched.
 type Hotlist struct {
-	Hit    bool   `json:"hit"`
-	List   string `json:"list,omitempty"`
-	Reason string `json:"reason,omitempty"`
+	Hit      bool   `json:"hit"`
+	List     string `json:"list,omitempty"`
+	Entry    string `json:"entry,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+	Match    string `json:"match,omitempty"`    // "exact" or "fuzzy"
+	Distance int    `json:"distance,omitempty"` // edit cost of a fuzzy match
 }
 
 // NewID returns a new read ID: a UUIDv7, time-ordered and unique across the
@@ -117,6 +126,7 @@ func (r Read) MarshalJSON() ([]byte, error) {
 		Box        [4]int      `json:"box"`
 		Frames     int         `json:"frames"`
 		CropJPEG   []byte      `json:"crop_jpeg,omitempty"`
+		FrameJPEG  []byte      `json:"frame_jpeg,omitempty"`
 		Hotlist    Hotlist     `json:"hotlist"`
 	}
 	return json.Marshal(readWire{
@@ -124,16 +134,17 @@ func (r Read) MarshalJSON() ([]byte, error) {
 		Confidence: r.Confidence, Region: r.Region, Candidates: r.Candidates,
 		Time: r.Time.UTC().Format(timeLayout), TimeSource: r.TimeSource,
 		Position: r.Position, Box: r.Box, Frames: r.Frames, CropJPEG: r.CropJPEG,
-		Hotlist: r.Hotlist,
+		FrameJPEG: r.FrameJPEG, Hotlist: r.Hotlist,
 	})
 }
 
 // Limits enforced by Validate.
 const (
-	maxIDLen        = 64
-	maxFieldLen     = 64
-	maxCandidates   = 32
-	maxCropJPEGSize = 512 << 10
+	maxIDLen         = 64
+	maxFieldLen      = 64
+	maxCandidates    = 32
+	maxCropJPEGSize  = 512 << 10
+	maxFrameJPEGSize = 8 << 20
 )
 
 // Validate checks what a receiver relies on: version, IDs, required fields
@@ -216,8 +227,20 @@ func (r Read) Validate() error {
 	if len(r.CropJPEG) > maxCropJPEGSize {
 		return bad("crop_jpeg", "larger than %d bytes", maxCropJPEGSize)
 	}
+	if len(r.FrameJPEG) > maxFrameJPEGSize {
+		return bad("frame_jpeg", "larger than %d bytes", maxFrameJPEGSize)
+	}
 	if r.Hotlist.Hit && r.Hotlist.List == "" {
 		return bad("hotlist.list", "empty on a hit")
+	}
+	if r.Hotlist.Hit && r.Hotlist.Entry == "" {
+		return bad("hotlist.entry", "empty on a hit")
+	}
+	if r.Hotlist.Match != "" && r.Hotlist.Match != "exact" && r.Hotlist.Match != "fuzzy" {
+		return bad("hotlist.match", "%q, want exact or fuzzy", r.Hotlist.Match)
+	}
+	if r.Hotlist.Distance < 0 {
+		return bad("hotlist.distance", "%d negative", r.Hotlist.Distance)
 	}
 	return nil
 }

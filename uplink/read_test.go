@@ -168,7 +168,7 @@ func TestRead_Validate(t *testing.T) {
 		{"OK", func(*Read) {}, ""},
 		{"NoFix", func(r *Read) { r.Position = nil }, ""},
 		{"NoCandidates", func(r *Read) { r.Candidates = []Candidate{} }, ""},
-		{"Hit", func(r *Read) { r.Hotlist = Hotlist{Hit: true, List: "stolen", Reason: "reported 2026-11-20"} }, ""},
+		{"Hit", func(r *Read) { r.Hotlist = Hotlist{Hit: true, List: "stolen", Entry: "YG9X2G", Match: "exact", Reason: "reported 2026-11-20"} }, ""},
 		{"Version", func(r *Read) { r.V = 2 }, "v"},
 		{"EmptyID", func(r *Read) { r.ID = "" }, "id"},
 		{"BadID", func(r *Read) { r.ID = "not-a-uuid" }, "id"},
@@ -190,6 +190,10 @@ func TestRead_Validate(t *testing.T) {
 		{"Box", func(r *Read) { r.Box[2] = -1 }, "box"},
 		{"Frames", func(r *Read) { r.Frames = 0 }, "frames"},
 		{"HitWithoutList", func(r *Read) { r.Hotlist.Hit = true }, "hotlist.list"},
+		{"HitWithoutEntry", func(r *Read) { r.Hotlist.Hit, r.Hotlist.List = true, "stolen" }, "hotlist.entry"},
+		{"HitMatchKind", func(r *Read) { r.Hotlist = Hotlist{Hit: true, List: "l", Entry: "E", Match: "near"} }, "hotlist.match"},
+		{"HitDistance", func(r *Read) { r.Hotlist = Hotlist{Hit: true, List: "l", Entry: "E", Distance: -1} }, "hotlist.distance"},
+		{"FrameTooBig", func(r *Read) { r.FrameJPEG = make([]byte, 9<<20) }, "frame_jpeg"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -216,7 +220,8 @@ func TestRead_Validate(t *testing.T) {
 // Read must appear in the output under its tag.
 func TestRead_WireMirrorsRead(t *testing.T) {
 	r := validRead()
-	r.Hotlist = Hotlist{Hit: true, List: "l", Reason: "x"}
+	r.Hotlist = Hotlist{Hit: true, List: "l", Entry: "YG9XZG", Reason: "x", Match: "fuzzy", Distance: 1}
+	r.FrameJPEG = []byte{0xFF, 0xD8, 0xFF, 0xD9}
 	b, _ := json.Marshal(r)
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,8 @@ import (
 	"github.com/alpr-agent/alpr-agent/recognize"
 	"github.com/alpr-agent/alpr-agent/spool"
 	"github.com/alpr-agent/alpr-agent/uplink"
+
+	"gocv.io/x/gocv"
 )
 
 // Agent wires the stages: capture → recognize → track → stamp → spool →
@@ -280,6 +283,15 @@ func (a *Agent) recognizeFrame(f capture.Frame, log *slog.Logger) []recognize.Si
 				return crop
 			}
 		}
+		if a.cfg.Privacy.FullFrames {
+			s.Frame = func() []byte {
+				frame, err := encodeFrame(f.Img)
+				if err != nil {
+					log.Debug("encode full frame", "seq", f.Seq, "err", err)
+				}
+				return frame
+			}
+		}
 		out = append(out, s)
 	}
 	return out
@@ -321,6 +333,9 @@ func (a *Agent) buildRead(camera string, p recognize.Pass) uplink.Read {
 	}
 	if a.cfg.Privacy.Crops {
 		rd.CropJPEG = p.Crop
+	}
+	if a.cfg.Privacy.FullFrames {
+		rd.FrameJPEG = p.Frame
 	}
 	if a.gnss != nil {
 		h := a.gnss.History()
@@ -372,4 +387,21 @@ func (a *Agent) driveStatusLED(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// fullFrameQuality is the JPEG quality of full frames (privacy.full_frames).
+const fullFrameQuality = 85
+
+// encodeFrame encodes a whole frame for a read; only used when the device
+// is configured to keep full frames.
+func encodeFrame(img gocv.Mat) ([]byte, error) {
+	if img.Empty() {
+		return nil, fmt.Errorf("encode frame: empty image")
+	}
+	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, img, []int{gocv.IMWriteJpegQuality, fullFrameQuality})
+	if err != nil {
+		return nil, fmt.Errorf("encode frame: %w", err)
+	}
+	defer buf.Close()
+	return bytes.Clone(buf.GetBytes()), nil
 }

@@ -131,6 +131,9 @@ type UplinkConfig struct {
 // PrivacyConfig holds what the device keeps and sends.
 type PrivacyConfig struct {
 	Crops bool `yaml:"crops"` // include the plate crop in each read
+	// FullFrames includes the whole best frame in each read (stored in the
+	// spool and sent). Off by default: crops only.
+	FullFrames bool `yaml:"full_frames"`
 }
 
 // BoardConfig selects the board profile and its peripherals.

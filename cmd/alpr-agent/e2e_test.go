@@ -105,6 +105,9 @@ func TestEndToEnd(t *testing.T) {
 		if !bytes.HasPrefix(r.CropJPEG, []byte{0xFF, 0xD8}) {
 			t.Errorf("read %s: crop is not a JPEG (%d bytes)", r.Plate, len(r.CropJPEG))
 		}
+		if r.FrameJPEG != nil {
+			t.Errorf("read %s: carries a full frame (%d bytes) though privacy.full_frames is off", r.Plate, len(r.FrameJPEG))
+		}
 		if r.TimeSource != "gnss" || r.Position == nil {
 			t.Errorf("read %s: time_source=%s position=%v, want a GNSS stamp", r.Plate, r.TimeSource, r.Position)
 			continue

@@ -13,8 +13,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"go.etcd.io/bbolt"
 )
 
 // TestSpool_CrashChild is the child process of TestSpool_KillMidWrite: it
@@ -25,7 +23,11 @@ func TestSpool_CrashChild(t *testing.T) {
 	if path == "" {
 		t.Skip("helper process for TestSpool_KillMidWrite")
 	}
-	s, err := Open(path, Options{Timeout: 5 * time.Second})
+	opt := Options{Timeout: 5 * time.Second}
+	if os.Getenv("SPOOL_CRASH_KEY") != "" {
+		opt.Key = testKey()
+	}
+	s, err := Open(path, opt)
 	if err != nil {
 		fmt.Println("open:", err)
 		os.Exit(2)
@@ -72,13 +74,29 @@ func TestSpool_KillMidWrite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	const rounds = 50
+	killMidWrite(t, 50, Options{})
+}
+
+// TestSpool_KillMidWriteEncrypted is the kill test with encryption on,
+// 10 kills: the key store is written before the records that need it, so
+// every acknowledged record still decrypts.
+func TestSpool_KillMidWriteEncrypted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	killMidWrite(t, 10, Options{Key: testKey()})
+}
+
+func killMidWrite(t *testing.T, rounds int, opt Options) {
 	path := filepath.Join(t.TempDir(), "spool.db")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	var durable []string
 	for round := range rounds {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestSpool_CrashChild$", "-test.count=1")
 		cmd.Env = append(os.Environ(), "SPOOL_CRASH_PATH="+path, fmt.Sprintf("SPOOL_CRASH_PREFIX=r%d", round))
+		if opt.Key != nil {
+			cmd.Env = append(cmd.Env, "SPOOL_CRASH_KEY=1")
+		}
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -127,9 +145,12 @@ func TestSpool_KillMidWrite(t *testing.T) {
 			t.Fatalf("round %d: child wrote nothing", round)
 		}
 
-		s, err := Open(path, Options{})
+		s, err := Open(path, opt)
 		if err != nil {
 			t.Fatalf("round %d: reopen: %v", round, err)
+		}
+		if st := s.Stats(); st.MovedAside != "" || st.SetAside != 0 {
+			t.Fatalf("round %d: reopen found damage: %+v", round, st)
 		}
 		for _, id := range durable {
 			r, err := s.Get(id)
@@ -151,18 +172,12 @@ func TestSpool_KillMidWrite(t *testing.T) {
 			}
 			seen[r.ID] = true
 		}
-		err = s.db.View(func(tx *bbolt.Tx) error {
-			for err := range tx.Check() {
-				return err
-			}
-			return nil
-		})
-		if err != nil {
+		if err := boltCheck(s.db); err != nil {
 			t.Fatalf("round %d: bbolt check: %v", round, err)
 		}
 		if round == rounds-1 {
-			t.Logf("%d kills: %d acknowledged puts all present and intact, %d records in the file (acknowledged + in flight at a kill), 0 duplicates, bbolt check clean",
-				rounds, len(durable), len(all))
+			t.Logf("%d kills (encrypted %v): %d acknowledged puts all present and intact, %d records in the file (acknowledged + in flight at a kill), 0 duplicates, bbolt check clean",
+				rounds, opt.Key != nil, len(durable), len(all))
 		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)

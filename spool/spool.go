@@ -5,7 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -16,7 +19,8 @@ import (
 type Lane uint8
 
 const (
-	// LaneAlert holds hotlist hits; they are leased before any backlog.
+	// LaneAlert holds hotlist hits; they are leased before any backlog and
+	// never dropped to make room.
 	LaneAlert Lane = 0
 	// LaneRead holds ordinary reads.
 	LaneRead Lane = 1
@@ -47,13 +51,57 @@ type Record struct {
 	Payload []byte
 }
 
-// Options configures a Spool. The zero value is usable.
+// FullPolicy says what Put does when the spool is full.
+type FullPolicy string
+
+const (
+	// FullRefuse refuses new records with ErrFull (the default).
+	FullRefuse FullPolicy = "refuse"
+	// FullDropOldest deletes the oldest LaneRead records to make room.
+	// LaneAlert records are never dropped: when only alerts are left, Put
+	// refuses as with FullRefuse.
+	FullDropOldest FullPolicy = "drop_oldest"
+)
+
+// ParseFullPolicy accepts "refuse", "drop_oldest" and "" (refuse).
+func ParseFullPolicy(s string) (FullPolicy, error) {
+	switch FullPolicy(s) {
+	case "", FullRefuse:
+		return FullRefuse, nil
+	case FullDropOldest:
+		return FullDropOldest, nil
+	}
+	return "", fmt.Errorf("parse full policy %q: want %q or %q", s, FullRefuse, FullDropOldest)
+}
+
+// Options configures a Spool. The zero value is usable: no cap, no
+// retention, no encryption.
 type Options struct {
 	// MaxBytes caps the bytes of stored records; 0 means no cap.
 	MaxBytes int64
-	// MaxAge is the retention: records created longer ago are deleted by
-	// Expire. 0 keeps records until acked.
+	// FullPolicy applies when a Put does not fit under MaxBytes or the
+	// filesystem is full. "" means FullRefuse.
+	FullPolicy FullPolicy
+	// MaxAge is the retention: a record created longer ago is never
+	// leased or returned, is deleted by the periodic Expire, and a Put of
+	// such a record stores nothing. 0 keeps records until acked.
 	MaxAge time.Duration
+	// ExpireEvery is how often the spool runs Expire by itself (when
+	// MaxAge is set or the spool is encrypted). 0 means one minute; a
+	// negative value turns the background run off.
+	ExpireEvery time.Duration
+	// Key is the 32-byte master key (see LoadKeyFile). When set, payloads
+	// are encrypted with AES-256-GCM under per-period data keys kept,
+	// wrapped by Key, in <path>.keys. nil means no encryption.
+	Key []byte
+	// KeyPeriod is the span of created times one data key covers. 0 means
+	// one hour. A shorter period shreds sooner and writes the key store
+	// more often.
+	KeyPeriod time.Duration
+	// NoRecover makes Open return ErrCorruptFile for a damaged file instead
+	// of moving it aside and starting a fresh spool (for tools that inspect
+	// a spool and must not change it).
+	NoRecover bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Timeout bounds the wait for the bbolt file lock held by another
@@ -61,16 +109,41 @@ type Options struct {
 	Timeout time.Duration
 }
 
-// Stats is a snapshot of the spool's contents.
+// Stats is a snapshot of the spool's state. Counters marked "since Open"
+// start at zero in each process.
 type Stats struct {
 	Count    [numLanes]int // records per lane, indexed by Lane
-	Records  int           // all records
-	Bytes    int64         // stored record bytes (keys and values)
+	Records  int           // all records (not counting SetAside)
+	Bytes    int64         // stored bytes (keys and values), set-aside records included
 	MaxBytes int64
 	Leased   int       // records under an unexpired lease
 	Oldest   time.Time // oldest Created of the first record of each lane; zero when empty
-	Full     bool      // a Put was refused with ErrFull and nothing was freed since
-	Refused  uint64    // Puts refused with ErrFull since Open
+
+	// Full is set when a Put is refused for lack of space (MaxBytes or a
+	// full filesystem) and cleared when records are freed or a later Put
+	// is stored. FullCause says which limit was hit.
+	Full      bool
+	FullCause string
+	Refused   uint64 // Puts refused with ErrFull since Open
+	Dropped   uint64 // LaneRead records dropped by FullDropOldest since Open
+	Expired   uint64 // records removed by retention since Open
+
+	// SetAside counts records that could not be decoded or decrypted:
+	// moved out of the lanes, kept until retention removes them.
+	SetAside int
+
+	Encrypted bool
+	Keys      int    // period keys in the key store
+	Shredded  uint64 // period keys destroyed since Open
+
+	// MovedAside is the path a damaged spool file was renamed to by Open
+	// (its key store, if any, is MovedAside + ".keys"); empty when the
+	// file was sound. MovedAsideReason says what was wrong.
+	MovedAside       string
+	MovedAsideReason string
+
+	// LastError is the last error of the background Expire, "" if none.
+	LastError string
 }
 
 var (
@@ -78,100 +151,241 @@ var (
 	laneBuckets = [numLanes][]byte{[]byte("lane0"), []byte("lane1")}
 )
 
-const (
-	formatV1  = 1
-	keyLen    = 8
-	indexLen  = 1 + keyLen
-	headerLen = 1 + 8 // format byte, created unix nanoseconds
-)
-
 // Spool is a durable queue backed by one bbolt file. All methods are safe for
 // concurrent use.
 type Spool struct {
-	db  *bbolt.DB
-	opt Options
+	db   *bbolt.DB
+	opt  Options
+	path string
+	ks   *keyStore // nil when not encrypted
+
+	// writeMu makes commits and Expire exclusive, so retention and key
+	// destruction never interleave with a commit that uses a key.
+	writeMu sync.Mutex
 
 	reqs      chan *putReq
 	closing   chan struct{}
-	committed chan struct{} // closed when the commit goroutine has exited
+	loops     sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
 
-	mu       sync.Mutex // guards everything below
-	leases   map[string]time.Time
-	count    [numLanes]int
-	bytes    int64
-	full     bool
-	refused  uint64
-	notify   chan struct{}
-	isClosed bool
+	mu         sync.Mutex // guards everything below
+	leases     map[string]time.Time
+	count      [numLanes]int
+	laneBytes  [numLanes]int64
+	asideN     int
+	asideBytes int64
+	full       bool
+	fullCause  string
+	refused    uint64
+	dropped    uint64
+	expired    uint64
+	shredded   uint64
+	lastErr    string
+	movedAside string
+	movedWhy   string
+	notify     chan struct{}
+	isClosed   bool
+	reserved   bool  // <path>.reserve is in place
+	diskCap    int64 // FullDropOldest on a full filesystem: bytes to stay under
 }
 
 type putReq struct {
-	r    Record
-	done chan error
+	r      Record
+	val    []byte
+	period int64 // data key period when encrypted
+	done   chan error
 }
 
-// Open opens (creating if needed) the spool file at path, rebuilds its
-// counters and deletes records past retention.
+func (o Options) withDefaults() (Options, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = time.Second
+	}
+	if o.ExpireEvery == 0 {
+		o.ExpireEvery = time.Minute
+	}
+	if o.KeyPeriod <= 0 {
+		o.KeyPeriod = time.Hour
+	}
+	p, err := ParseFullPolicy(string(o.FullPolicy))
+	if err != nil {
+		return o, err
+	}
+	o.FullPolicy = p
+	if o.Key != nil && len(o.Key) != KeySize {
+		return o, fmt.Errorf("%w: master key is %d bytes, want %d", ErrKey, len(o.Key), KeySize)
+	}
+	return o, nil
+}
+
+// Open opens (creating if needed) the spool file at path, checks it,
+// rebuilds its counters and deletes records past retention.
+//
+// A file that is not a sound bbolt file (garbage, truncated, damaged pages,
+// a failed consistency check after an unclean shutdown, a missing or
+// damaged key store) is renamed to <path>.corrupt-<UTC time> and a fresh
+// spool is created; Stats().MovedAside says so and the caller should log it
+// loudly. With Options.NoRecover, Open returns ErrCorruptFile instead.
+// An encrypted spool opened without its key or with another key, and an
+// unencrypted one opened with a key, are ErrKey.
 func Open(path string, opt Options) (*Spool, error) {
-	if opt.Now == nil {
-		opt.Now = time.Now
-	}
-	if opt.Timeout <= 0 {
-		opt.Timeout = time.Second
-	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opt.Timeout})
+	opt, err := opt.withDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("open spool %s: %w", path, err)
+	}
+	s, reason, err := open(path, opt)
+	if err != nil {
+		return nil, fmt.Errorf("open spool %s: %w", path, err)
+	}
+	if reason == "" {
+		return s, nil
+	}
+	if opt.NoRecover {
+		return nil, fmt.Errorf("open spool %s: %w: %s", path, ErrCorruptFile, reason)
+	}
+	aside, err := moveAside(path, opt.Now())
+	if err != nil {
+		return nil, fmt.Errorf("open spool %s (%s): %w", path, reason, err)
+	}
+	s, again, err := open(path, opt)
+	if err != nil {
+		return nil, fmt.Errorf("open fresh spool %s: %w", path, err)
+	}
+	if again != "" {
+		return nil, fmt.Errorf("open fresh spool %s: %w: %s", path, ErrCorruptFile, again)
+	}
+	s.movedAside, s.movedWhy = aside, reason
+	return s, nil
+}
+
+// open returns the spool, or a reason the file is corrupt, or an error that
+// is not about the file's content.
+func open(path string, opt Options) (*Spool, string, error) {
+	reason, err := precheck(path)
+	if err != nil || reason != "" {
+		return nil, reason, err
+	}
+	db, reason, err := openBolt(path, opt.Timeout)
+	if err != nil || reason != "" {
+		return nil, reason, err
+	}
+	fail := func(reason string, err error) (*Spool, string, error) {
+		_ = db.Close()
+		return nil, reason, err
+	}
+	// precheck has walked the page tree. scan reads every record (for the
+	// counters) and adds bbolt's consistency check only when the last run
+	// did not close the spool (crash, power cut).
+	res, reason := scan(db, false)
+	if reason != "" {
+		return fail(reason, nil)
+	}
+	enc := opt.Key != nil
+	switch {
+	case res.isNew:
+	case res.enc == encAES && !enc:
+		return fail("", fmt.Errorf("%w: the spool is encrypted and no key is configured", ErrKey))
+	case res.enc == encNone && enc:
+		return fail("", fmt.Errorf("%w: the spool is not encrypted but a key is configured (move the old spool aside to start an encrypted one)", ErrKey))
+	case res.enc != encAES && res.enc != encNone:
+		return fail(fmt.Sprintf("unknown encryption %q in the meta bucket", res.enc), nil)
 	}
 	s := &Spool{
 		db:        db,
 		opt:       opt,
+		path:      path,
 		reqs:      make(chan *putReq),
 		closing:   make(chan struct{}),
-		committed: make(chan struct{}),
 		leases:    make(map[string]time.Time),
 		notify:    make(chan struct{}),
+		count:     res.count,
+		laneBytes: res.laneBytes,
+		asideN:    res.asideN,
 	}
-	err = db.Update(func(tx *bbolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bucketIndex); err != nil {
-			return err
+	s.asideBytes = res.asideSize
+	if enc {
+		ks, err := openKeyStore(keyStorePath(path), opt.Key, res.isNew)
+		switch {
+		case errors.Is(err, ErrKey):
+			return fail("", err)
+		case errors.Is(err, ErrCorrupt):
+			return fail(fmt.Sprintf("key store %s: %v", keyStorePath(path), err), nil)
+		case err != nil && res.count[0]+res.count[1]+res.asideN == 0 && !res.isNew:
+			// An encrypted spool with no records lost nothing with its
+			// key store: start a new store.
+			if ks, err = openKeyStore(keyStorePath(path), opt.Key, true); err != nil {
+				return fail("", err)
+			}
+		case err != nil:
+			return fail(fmt.Sprintf("key store %s: %v", keyStorePath(path), err), nil)
 		}
-		for lane, name := range laneBuckets {
-			b, err := tx.CreateBucketIfNotExists(name)
-			if err != nil {
+		for p, n := range res.periods {
+			ks.count[p] = n
+		}
+		s.ks = ks
+	}
+	s.reserved = s.makeReserve()
+	err = s.updateFreeing(func(tx *bbolt.Tx) error {
+		for _, name := range append([][]byte{bucketIndex, bucketAside, bucketMeta}, laneBuckets[:]...) {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
-			err = b.ForEach(func(k, v []byte) error {
-				s.count[lane]++
-				s.bytes += int64(len(k) + len(v))
-				return nil
-			})
-			if err != nil {
+		}
+		m := tx.Bucket(bucketMeta)
+		if res.isNew {
+			e := encNone
+			if enc {
+				e = encAES
+			}
+			if err := m.Put(metaEnc, []byte(e)); err != nil {
+				return err
+			}
+		} else if m.Get(metaEnc) == nil {
+			if err := m.Put(metaEnc, []byte(encNone)); err != nil {
 				return err
 			}
 		}
-		return nil
+		// Removed now, written back by Close: its absence at the next
+		// Open means this run did not end cleanly.
+		return m.Delete(metaClean)
 	})
 	if err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("init spool %s: %w", path, err)
+		err = mapErr(err)
+		if res.isNew || !errors.Is(err, ErrFull) {
+			return fail("", fmt.Errorf("init spool: %w", err))
+		}
+		// A full filesystem: the buckets exist, only the clean-shutdown
+		// marker could not be removed. Run; Put reports ErrFull.
+		s.full, s.fullCause = true, err.Error()
+	}
+	if len(res.bad) > 0 {
+		if err := s.setAside(res.bad); err != nil {
+			return fail("", err)
+		}
 	}
 	if _, err := s.Expire(); err != nil {
-		_ = db.Close()
-		return nil, err
+		return fail("", err)
 	}
+	s.loops.Add(1)
 	go s.commitLoop()
-	return s, nil
+	if opt.ExpireEvery > 0 && (opt.MaxAge > 0 || s.ks != nil) {
+		s.loops.Add(1)
+		go s.expireLoop()
+	}
+	return s, "", nil
 }
 
 // Put stores r and returns once it is durable. A record whose ID is already
-// stored is ignored (nil error). It returns ErrFull when MaxBytes would be
-// exceeded, ErrInvalidRecord for a bad ID or lane and ErrClosed after Close.
-// ctx bounds only the wait to join a commit: once a record is handed to the
-// commit goroutine, Put waits for the outcome so it never reports failure for
-// a record that was stored.
+// stored is ignored (nil error), and so is a record already older than
+// MaxAge (retention would delete it at once). When the record does not fit
+// (MaxBytes, or the filesystem is full) it returns an error wrapping
+// ErrFull, unless FullDropOldest makes room. ErrInvalidRecord is for a bad
+// ID or lane and ErrClosed after Close. ctx bounds only the wait to join a
+// commit: once a record is handed to the commit goroutine, Put waits for the
+// outcome so it never reports failure for a record that was stored.
 func (s *Spool) Put(ctx context.Context, r Record) error {
 	if r.ID == "" || len(r.ID) > MaxIDLen {
 		return fmt.Errorf("put record %q: %w: id length %d", r.ID, ErrInvalidRecord, len(r.ID))
@@ -182,12 +396,36 @@ func (s *Spool) Put(ctx context.Context, r Record) error {
 	if r.Created.IsZero() {
 		r.Created = s.opt.Now()
 	}
+	if s.pastRetention(r.Created, s.opt.Now()) {
+		s.mu.Lock()
+		s.expired++
+		s.mu.Unlock()
+		return nil
+	}
 	req := &putReq{r: r, done: make(chan error, 1)}
+	if s.ks != nil {
+		// Encrypt here, in the producer's goroutine, so producers seal in
+		// parallel and the commit goroutine only writes.
+		k, err := s.ks.acquire(r.Created.UnixNano(), int64(s.opt.KeyPeriod))
+		if err != nil {
+			err = mapErr(err)
+			if errors.Is(err, ErrFull) {
+				s.refuse(1, err.Error())
+			}
+			return fmt.Errorf("put record %s: %w", r.ID, err)
+		}
+		req.period = k.start
+		req.val = encodeEncrypted(k, r)
+	} else {
+		req.val = encodePlain(r)
+	}
 	select {
 	case s.reqs <- req:
 	case <-s.closing:
+		s.settle(req, false)
 		return fmt.Errorf("put record %s: %w", r.ID, ErrClosed)
 	case <-ctx.Done():
+		s.settle(req, false)
 		return fmt.Errorf("put record %s: %w", r.ID, ctx.Err())
 	}
 	if err := <-req.done; err != nil {
@@ -196,13 +434,27 @@ func (s *Spool) Put(ctx context.Context, r Record) error {
 	return nil
 }
 
+func (s *Spool) settle(req *putReq, stored bool) {
+	if s.ks != nil {
+		s.ks.settle(req.period, stored)
+	}
+}
+
+func (s *Spool) pastRetention(created, now time.Time) bool {
+	return s.opt.MaxAge > 0 && created.Before(now.Add(-s.opt.MaxAge))
+}
+
+// dropCushion is the room FullDropOldest keeps free inside the file on a
+// full filesystem, for the pages the next transaction copies.
+const dropCushion = 64 << 10
+
 // maxGroup bounds how many Puts share one transaction.
 const maxGroup = 1024
 
 // commitLoop is the group commit: it takes one waiting Put, then every other
 // Put already waiting, and commits them together.
 func (s *Spool) commitLoop() {
-	defer close(s.committed)
+	defer s.loops.Done()
 	group := make([]*putReq, 0, maxGroup)
 	for {
 		group = group[:0]
@@ -225,32 +477,191 @@ func (s *Spool) commitLoop() {
 	}
 }
 
+func (s *Spool) expireLoop() {
+	defer s.loops.Done()
+	t := time.NewTicker(s.opt.ExpireEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-t.C:
+		}
+		_, err := s.Expire()
+		s.restoreReserve()
+		s.mu.Lock()
+		if err != nil {
+			s.lastErr = err.Error()
+		} else {
+			s.lastErr = ""
+		}
+		s.mu.Unlock()
+	}
+}
+
+// removal is what one transaction deleted, applied to the counters once
+// it has committed.
+type removal struct {
+	lanes   [numLanes]int
+	bytes   [numLanes]int64
+	asideN  int
+	asideB  int64
+	ids     []string
+	periods []int64
+}
+
+func (m *removal) record(lane Lane, k, v []byte) {
+	m.lanes[lane]++
+	m.bytes[lane] += int64(len(k) + len(v))
+	if h, err := decodeHeader(v); err == nil {
+		m.ids = append(m.ids, h.id)
+		if h.format == formatEncrypted {
+			m.periods = append(m.periods, h.period)
+		}
+	}
+}
+
+func (m *removal) total() int64 {
+	var n int64
+	for _, b := range m.bytes {
+		n += b
+	}
+	return n + m.asideB
+}
+
+// commitResult is the outcome of one group transaction.
+type commitResult struct {
+	errs    []error
+	stored  []bool
+	added   [numLanes]int
+	addedB  [numLanes]int64
+	expired int
+	refused int
+	dropped removal
+}
+
 func (s *Spool) commit(group []*putReq) {
-	errs := make([]error, len(group))
-	var added [numLanes]int
-	var addedBytes int64
-	var refused uint64
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.liftDiskCap()
+	res, err := s.commitTx(group)
+	if err != nil && isFull(err) && s.opt.FullPolicy == FullDropOldest {
+		// The filesystem is full: free at least twice what the group
+		// needs from the oldest reads (bbolt copies pages on write), try
+		// once more, and from now on keep the stored bytes under what
+		// they are now, as with MaxBytes, so every later commit drops as
+		// much as it adds, in the same transaction, and the file does not
+		// grow again until the filesystem has room (restoreReserve).
+		var need int64
+		for _, req := range group {
+			need += int64(keyLen + len(req.val))
+		}
+		s.mu.Lock()
+		s.diskCap = max(s.laneBytes[LaneAlert]+s.laneBytes[LaneRead]+s.asideBytes-dropCushion, 1)
+		s.mu.Unlock()
+		if derr := s.dropForSpace(2*need + dropCushion); derr == nil {
+			res, err = s.commitTx(group)
+		}
+	}
+	if err != nil {
+		err = mapErr(err)
+		if errors.Is(err, ErrFull) {
+			s.refuse(len(group), err.Error())
+		}
+		for _, req := range group {
+			s.settle(req, false)
+			req.done <- err
+		}
+		return
+	}
 
 	s.mu.Lock()
-	base := s.bytes
+	var addedBytes int64
+	for lane := range res.added {
+		s.count[lane] += res.added[lane]
+		s.laneBytes[lane] += res.addedB[lane]
+		addedBytes += res.addedB[lane]
+	}
+	s.expired += uint64(res.expired)
+	if res.refused > 0 {
+		s.full = true
+		s.fullCause = res.errs[slices.IndexFunc(res.errs, func(e error) bool { return e != nil })].Error()
+		s.refused += uint64(res.refused)
+	} else if addedBytes > 0 {
+		s.full = false
+		s.fullCause = ""
+	}
+	s.applyRemovalLocked(&res.dropped)
+	s.dropped += uint64(res.dropped.lanes[LaneRead])
+	if addedBytes > 0 {
+		close(s.notify)
+		s.notify = make(chan struct{})
+	}
+	s.mu.Unlock()
+	if s.ks != nil {
+		s.ks.forget(res.dropped.periods)
+	}
+	for i, req := range group {
+		s.settle(req, res.stored[i])
+		req.done <- res.errs[i]
+	}
+	s.restoreReserve()
+}
+
+func (s *Spool) refuse(n int, cause string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.full = true
+	s.fullCause = cause
+	s.refused += uint64(n)
+}
+
+func (s *Spool) commitTx(group []*putReq) (commitResult, error) {
+	var res commitResult
+	cutoff := time.Time{}
+	if s.opt.MaxAge > 0 {
+		cutoff = s.opt.Now().Add(-s.opt.MaxAge)
+	}
+	s.mu.Lock()
+	base := s.laneBytes[LaneAlert] + s.laneBytes[LaneRead] + s.asideBytes
+	droppableAside, droppableReads := s.asideBytes, s.laneBytes[LaneRead]
+	limit, limitName := s.opt.MaxBytes, fmt.Sprintf("max_bytes %d reached", s.opt.MaxBytes)
+	if s.diskCap > 0 && (limit == 0 || s.diskCap < limit) {
+		limit, limitName = s.diskCap, "filesystem full"
+	}
 	s.mu.Unlock()
 
 	err := s.db.Update(func(tx *bbolt.Tx) error {
-		// Reset: Update runs the function once, but keep it self-contained.
-		added, addedBytes, refused = [numLanes]int{}, 0, 0
+		res = commitResult{errs: make([]error, len(group)), stored: make([]bool, len(group))}
 		idx := tx.Bucket(bucketIndex)
+		reads := tx.Bucket(laneBuckets[LaneRead])
+		// Reads with a sequence above this were added by this transaction
+		// and are not dropped for its own later records.
+		oldReads := reads.Sequence()
+		cur := base
 		for i, req := range group {
-			errs[i] = nil
 			r := req.r
+			if !cutoff.IsZero() && r.Created.Before(cutoff) {
+				res.expired++ // aged out while waiting: not stored
+				continue
+			}
 			if idx.Get([]byte(r.ID)) != nil {
 				continue // duplicate: already stored, nothing to do
 			}
-			val := encodeValue(r)
-			size := int64(keyLen + len(val))
-			if s.opt.MaxBytes > 0 && base+addedBytes+size > s.opt.MaxBytes {
-				errs[i] = ErrFull
-				refused++
-				continue
+			size := int64(keyLen + len(req.val))
+			if limit > 0 && cur+size > limit {
+				need := cur + size - limit
+				avail := droppableAside + droppableReads - res.dropped.total()
+				if s.opt.FullPolicy != FullDropOldest || need > avail {
+					res.errs[i] = fmt.Errorf("%w: %s", ErrFull, limitName)
+					res.refused++
+					continue
+				}
+				freed, err := dropOldest(tx, need, oldReads, &res.dropped)
+				if err != nil {
+					return err
+				}
+				cur -= freed
 			}
 			b := tx.Bucket(laneBuckets[r.Lane])
 			seq, err := b.NextSequence()
@@ -259,7 +670,7 @@ func (s *Spool) commit(group []*putReq) {
 			}
 			var key [keyLen]byte
 			binary.BigEndian.PutUint64(key[:], seq)
-			if err := b.Put(key[:], val); err != nil {
+			if err := b.Put(key[:], req.val); err != nil {
 				return fmt.Errorf("put value: %w", err)
 			}
 			var ix [indexLen]byte
@@ -268,65 +679,203 @@ func (s *Spool) commit(group []*putReq) {
 			if err := idx.Put([]byte(r.ID), ix[:]); err != nil {
 				return fmt.Errorf("put index: %w", err)
 			}
-			added[r.Lane]++
-			addedBytes += size
+			res.added[r.Lane]++
+			res.addedB[r.Lane] += size
+			res.stored[i] = true
+			cur += size
+		}
+		return nil
+	})
+	return res, err
+}
+
+// dropOldest deletes set-aside records, then the oldest reads with a
+// sequence up to maxSeq, until at least need bytes are freed. Alerts are
+// never touched. It returns the bytes freed.
+func dropOldest(tx *bbolt.Tx, need int64, maxSeq uint64, rm *removal) (int64, error) {
+	var freed int64
+	aside := tx.Bucket(bucketAside)
+	c := aside.Cursor()
+	for k, v := c.First(); k != nil && freed < need; k, v = c.First() {
+		freed += int64(len(k) + len(v))
+		rm.asideN++
+		rm.asideB += int64(len(k) + len(v))
+		if err := c.Delete(); err != nil {
+			return freed, fmt.Errorf("drop set-aside record: %w", err)
+		}
+	}
+	idx := tx.Bucket(bucketIndex)
+	c = tx.Bucket(laneBuckets[LaneRead]).Cursor()
+	for k, v := c.First(); k != nil && freed < need; k, v = c.First() {
+		if binary.BigEndian.Uint64(k) > maxSeq {
+			break
+		}
+		freed += int64(len(k) + len(v))
+		n := len(rm.ids)
+		rm.record(LaneRead, k, v)
+		if len(rm.ids) > n {
+			if err := idx.Delete([]byte(rm.ids[n])); err != nil {
+				return freed, fmt.Errorf("drop index: %w", err)
+			}
+		}
+		if err := c.Delete(); err != nil {
+			return freed, fmt.Errorf("drop record: %w", err)
+		}
+	}
+	return freed, nil
+}
+
+// dropForSpace drops the oldest reads (and set-aside records) worth need
+// bytes in a transaction of its own, for a filesystem that is full.
+func (s *Spool) dropForSpace(need int64) error {
+	var rm removal
+	err := s.updateFreeing(func(tx *bbolt.Tx) error {
+		rm = removal{}
+		_, err := dropOldest(tx, need, ^uint64(0), &rm)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.applyRemovalLocked(&rm)
+	s.dropped += uint64(rm.lanes[LaneRead])
+	s.mu.Unlock()
+	if s.ks != nil {
+		s.ks.forget(rm.periods)
+	}
+	return nil
+}
+
+// applyRemovalLocked updates counters after a committed deletion. s.mu held.
+func (s *Spool) applyRemovalLocked(rm *removal) {
+	for lane := range rm.lanes {
+		s.count[lane] -= rm.lanes[lane]
+		s.laneBytes[lane] -= rm.bytes[lane]
+	}
+	s.asideN -= rm.asideN
+	s.asideBytes -= rm.asideB
+	if rm.total() > 0 {
+		s.full = false
+		s.fullCause = ""
+	}
+	for _, id := range rm.ids {
+		delete(s.leases, id)
+	}
+}
+
+// badRef names a stored value that cannot be decoded or decrypted.
+type badRef struct {
+	lane Lane
+	key  string
+}
+
+// setAside moves undecodable values out of their lane into the aside
+// bucket, keyed by lane and sequence, prefixed by the time they were set
+// aside, so the lease loop never meets them again.
+func (s *Spool) setAside(bad []badRef) error {
+	now := s.opt.Now()
+	var rm removal
+	var addN int
+	var addB int64
+	err := s.updateFreeing(func(tx *bbolt.Tx) error {
+		rm, addN, addB = removal{}, 0, 0
+		idx, aside := tx.Bucket(bucketIndex), tx.Bucket(bucketAside)
+		for _, ref := range bad {
+			b := tx.Bucket(laneBuckets[ref.lane])
+			k := []byte(ref.key)
+			v := b.Get(k)
+			if v == nil {
+				continue
+			}
+			ak := append([]byte{byte(ref.lane)}, k...)
+			av := binary.BigEndian.AppendUint64(nil, uint64(now.UnixNano()))
+			av = append(av, v...)
+			if err := aside.Put(ak, av); err != nil {
+				return fmt.Errorf("set aside: %w", err)
+			}
+			n := len(rm.ids)
+			rm.record(ref.lane, k, v)
+			if len(rm.ids) > n {
+				// Only remove the index entry if it points here.
+				if ix := idx.Get([]byte(rm.ids[n])); ix != nil && ix[0] == byte(ref.lane) && string(ix[1:]) == ref.key {
+					if err := idx.Delete([]byte(rm.ids[n])); err != nil {
+						return fmt.Errorf("set aside: %w", err)
+					}
+				}
+			}
+			if err := b.Delete(k); err != nil {
+				return fmt.Errorf("set aside: %w", err)
+			}
+			addN++
+			addB += int64(len(ak) + len(av))
 		}
 		return nil
 	})
 	if err != nil {
-		err = s.mapErr(err)
-		for _, req := range group {
-			req.done <- err
-		}
-		return
+		return fmt.Errorf("set aside records: %w", mapErr(err))
 	}
-
 	s.mu.Lock()
-	for lane := range added {
-		s.count[lane] += added[lane]
+	for lane := range rm.lanes {
+		s.count[lane] -= rm.lanes[lane]
+		s.laneBytes[lane] -= rm.bytes[lane]
 	}
-	s.bytes += addedBytes
-	if refused > 0 {
-		s.full = true
-		s.refused += refused
+	for _, id := range rm.ids {
+		delete(s.leases, id)
 	}
-	if addedBytes > 0 {
-		close(s.notify)
-		s.notify = make(chan struct{})
-	}
+	s.asideN += addN
+	s.asideBytes += addB
 	s.mu.Unlock()
-
-	for i, req := range group {
-		req.done <- errs[i]
+	if s.ks != nil {
+		s.ks.forget(rm.periods)
 	}
+	return nil
+}
+
+func (s *Spool) keyFor(period int64) *periodKey {
+	if s.ks == nil {
+		return nil
+	}
+	return s.ks.lookup(period)
 }
 
 // Lease returns up to max records that are not under an unexpired lease,
 // alert lane first, oldest first within a lane, and leases them for ttl. The
 // lease lives in memory only. A nil or empty result means nothing is free.
+// Records past MaxAge are skipped. A record that cannot be decoded or
+// decrypted is set aside (Stats.SetAside), not returned and not an error.
 func (s *Spool) Lease(max int, ttl time.Duration) ([]Record, error) {
 	if max <= 0 {
 		return nil, nil
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.isClosed {
+		s.mu.Unlock()
 		return nil, fmt.Errorf("lease records: %w", ErrClosed)
 	}
 	now := s.opt.Now()
 	var out []Record
+	var bad []badRef
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		for _, name := range laneBuckets {
+		for lane, name := range laneBuckets {
 			c := tx.Bucket(name).Cursor()
 			for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
-				r, err := decodeValue(v)
+				h, err := decodeHeader(v)
 				if err != nil {
-					return fmt.Errorf("decode key %x: %w", k, err)
-				}
-				if until, ok := s.leases[r.ID]; ok && now.Before(until) {
+					bad = append(bad, badRef{Lane(lane), string(k)})
 					continue
 				}
-				r.Lane = laneOf(name)
+				if until, ok := s.leases[h.id]; ok && now.Before(until) {
+					continue
+				}
+				if s.pastRetention(h.created, now) {
+					continue
+				}
+				r, err := decodeValue(v, Lane(lane), s.keyFor)
+				if err != nil {
+					bad = append(bad, badRef{Lane(lane), string(k)})
+					continue
+				}
 				out = append(out, r)
 			}
 			if len(out) >= max {
@@ -336,11 +885,18 @@ func (s *Spool) Lease(max int, ttl time.Duration) ([]Record, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("lease records: %w", s.mapErr(err))
+		s.mu.Unlock()
+		return nil, fmt.Errorf("lease records: %w", mapErr(err))
 	}
 	until := now.Add(ttl)
 	for _, r := range out {
 		s.leases[r.ID] = until
+	}
+	s.mu.Unlock()
+	if len(bad) > 0 {
+		if err := s.setAside(bad); err != nil {
+			return out, err
+		}
 	}
 	return out, nil
 }
@@ -364,10 +920,9 @@ func (s *Spool) Ack(ids ...string) (int, error) {
 	if s.closed() {
 		return 0, fmt.Errorf("ack records: %w", ErrClosed)
 	}
-	var removed [numLanes]int
-	var removedBytes int64
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		removed, removedBytes = [numLanes]int{}, 0
+	var rm removal
+	err := s.updateFreeing(func(tx *bbolt.Tx) error {
+		rm = removal{}
 		idx := tx.Bucket(bucketIndex)
 		for _, id := range ids {
 			ix := idx.Get([]byte(id))
@@ -380,8 +935,7 @@ func (s *Spool) Ack(ids ...string) (int, error) {
 			}
 			b := tx.Bucket(laneBuckets[lane])
 			if v := b.Get(key); v != nil {
-				removedBytes += int64(len(key) + len(v))
-				removed[lane]++
+				rm.record(lane, key, v)
 				if err := b.Delete(key); err != nil {
 					return fmt.Errorf("delete value: %w", err)
 				}
@@ -393,61 +947,80 @@ func (s *Spool) Ack(ids ...string) (int, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("ack records: %w", s.mapErr(err))
+		return 0, fmt.Errorf("ack records: %w", mapErr(err))
 	}
-	n := s.forget(removed, removedBytes, ids)
-	return n, nil
-}
-
-// forget updates counters after a deletion and drops leases of ids.
-func (s *Spool) forget(removed [numLanes]int, removedBytes int64, ids []string) int {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for lane := range removed {
-		s.count[lane] -= removed[lane]
-		n += removed[lane]
-	}
-	s.bytes -= removedBytes
-	if removedBytes > 0 {
-		s.full = false
-	}
+	s.applyRemovalLocked(&rm)
 	for _, id := range ids {
 		delete(s.leases, id)
 	}
-	return n
+	s.mu.Unlock()
+	if s.ks != nil {
+		s.ks.forget(rm.periods)
+	}
+	return rm.lanes[0] + rm.lanes[1], nil
 }
 
 // Expire deletes records created more than MaxAge before Now, leased or not,
-// and returns how many it deleted. It scans every record because created
-// times need not follow put order (clocks without an RTC jump).
+// and set-aside records past MaxAge, then destroys the data keys of periods
+// whose retention has ended or that ended and hold no record
+// (crypto-shredding). It returns how many records it deleted. The spool
+// runs it on Open and every Options.ExpireEvery; calling it is only needed
+// to force a run. It scans every record because created times need not
+// follow put order (clocks without an RTC jump).
 func (s *Spool) Expire() (int, error) {
-	if s.opt.MaxAge <= 0 {
+	if s.opt.MaxAge <= 0 && s.ks == nil {
 		return 0, nil
 	}
 	if s.closed() {
 		return 0, fmt.Errorf("expire records: %w", ErrClosed)
 	}
-	cutoff := s.opt.Now().Add(-s.opt.MaxAge)
-	var removed [numLanes]int
-	var removedBytes int64
-	var ids []string
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		removed, removedBytes, ids = [numLanes]int{}, 0, nil
-		idx := tx.Bucket(bucketIndex)
-		for lane, name := range laneBuckets {
-			b := tx.Bucket(name)
-			var keys [][]byte
-			err := b.ForEach(func(k, v []byte) error {
-				created, id, err := decodeHeader(v)
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	now := s.opt.Now()
+	var cutoff time.Time
+	var rm removal
+	if s.opt.MaxAge > 0 {
+		cutoff = now.Add(-s.opt.MaxAge)
+		err := s.updateFreeing(func(tx *bbolt.Tx) error {
+			rm = removal{}
+			idx := tx.Bucket(bucketIndex)
+			for lane, name := range laneBuckets {
+				b := tx.Bucket(name)
+				var keys [][]byte
+				err := b.ForEach(func(k, v []byte) error {
+					h, err := decodeHeader(v)
+					if err == nil && h.created.Before(cutoff) {
+						keys = append(keys, append([]byte(nil), k...))
+						rm.record(Lane(lane), k, v)
+					}
+					return nil
+				})
 				if err != nil {
-					return fmt.Errorf("decode key %x: %w", k, err)
+					return err
 				}
-				if created.Before(cutoff) {
+				for _, k := range keys {
+					if err := b.Delete(k); err != nil {
+						return fmt.Errorf("delete value: %w", err)
+					}
+				}
+			}
+			for _, id := range rm.ids {
+				if err := idx.Delete([]byte(id)); err != nil {
+					return fmt.Errorf("delete index: %w", err)
+				}
+			}
+			aside := tx.Bucket(bucketAside)
+			var keys [][]byte
+			err := aside.ForEach(func(k, v []byte) error {
+				old := len(v) < 8 || time.Unix(0, int64(binary.BigEndian.Uint64(v))).Before(cutoff)
+				if h, err := decodeHeader(v[min(8, len(v)):]); err == nil && h.created.Before(cutoff) {
+					old = true
+				}
+				if old {
 					keys = append(keys, append([]byte(nil), k...))
-					ids = append(ids, id)
-					removedBytes += int64(len(k) + len(v))
-					removed[lane]++
+					rm.asideN++
+					rm.asideB += int64(len(k) + len(v))
 				}
 				return nil
 			})
@@ -455,25 +1028,39 @@ func (s *Spool) Expire() (int, error) {
 				return err
 			}
 			for _, k := range keys {
-				if err := b.Delete(k); err != nil {
-					return fmt.Errorf("delete value: %w", err)
+				if err := aside.Delete(k); err != nil {
+					return fmt.Errorf("delete set-aside value: %w", err)
 				}
 			}
+			return nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("expire records: %w", mapErr(err))
 		}
-		for _, id := range ids {
-			if err := idx.Delete([]byte(id)); err != nil {
-				return fmt.Errorf("delete index: %w", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("expire records: %w", s.mapErr(err))
+		s.mu.Lock()
+		s.applyRemovalLocked(&rm)
+		s.expired += uint64(rm.lanes[0] + rm.lanes[1] + rm.asideN)
+		s.mu.Unlock()
 	}
-	return s.forget(removed, removedBytes, ids), nil
+	n := rm.lanes[0] + rm.lanes[1] + rm.asideN
+	if s.ks != nil {
+		s.ks.forget(rm.periods)
+		gone, err := s.ks.shred(cutoff.UnixNano(), now.UnixNano(), s.opt.MaxAge > 0)
+		if err != nil && isFull(err) && s.releaseReserve() {
+			gone, err = s.ks.shred(cutoff.UnixNano(), now.UnixNano(), s.opt.MaxAge > 0)
+		}
+		if err != nil {
+			return n, fmt.Errorf("shred period keys: %w", mapErr(err))
+		}
+		s.mu.Lock()
+		s.shredded += uint64(len(gone))
+		s.mu.Unlock()
+	}
+	return n, nil
 }
 
-// Get returns the stored record with the given ID or ErrNotFound.
+// Get returns the stored record with the given ID or ErrNotFound. A record
+// past MaxAge is not found.
 func (s *Spool) Get(id string) (Record, error) {
 	if s.closed() {
 		return Record{}, fmt.Errorf("get record %s: %w", id, ErrClosed)
@@ -492,12 +1079,14 @@ func (s *Spool) Get(id string) (Record, error) {
 		if v == nil {
 			return ErrNotFound
 		}
-		r, err = decodeValue(v)
-		r.Lane = lane
+		r, err = decodeValue(v, lane, s.keyFor)
+		if err == nil && s.pastRetention(r.Created, s.opt.Now()) {
+			return ErrNotFound
+		}
 		return err
 	})
 	if err != nil {
-		return Record{}, fmt.Errorf("get record %s: %w", id, s.mapErr(err))
+		return Record{}, fmt.Errorf("get record %s: %w", id, mapErr(err))
 	}
 	return r, nil
 }
@@ -518,11 +1107,20 @@ func (s *Spool) Len() int {
 func (s *Spool) Stats() Stats {
 	s.mu.Lock()
 	st := Stats{
-		Count:    s.count,
-		Bytes:    s.bytes,
-		MaxBytes: s.opt.MaxBytes,
-		Full:     s.full,
-		Refused:  s.refused,
+		Count:            s.count,
+		Bytes:            s.laneBytes[0] + s.laneBytes[1] + s.asideBytes,
+		MaxBytes:         s.opt.MaxBytes,
+		Full:             s.full,
+		FullCause:        s.fullCause,
+		Refused:          s.refused,
+		Dropped:          s.dropped,
+		Expired:          s.expired,
+		SetAside:         s.asideN,
+		Encrypted:        s.ks != nil,
+		Shredded:         s.shredded,
+		MovedAside:       s.movedAside,
+		MovedAsideReason: s.movedWhy,
+		LastError:        s.lastErr,
 	}
 	now := s.opt.Now()
 	for _, until := range s.leases {
@@ -532,6 +1130,9 @@ func (s *Spool) Stats() Stats {
 	}
 	closed := s.isClosed
 	s.mu.Unlock()
+	if s.ks != nil {
+		st.Keys = s.ks.len()
+	}
 	for _, c := range st.Count {
 		st.Records += c
 	}
@@ -544,12 +1145,12 @@ func (s *Spool) Stats() Stats {
 			if v == nil {
 				continue
 			}
-			created, _, err := decodeHeader(v)
+			h, err := decodeHeader(v)
 			if err != nil {
 				continue
 			}
-			if st.Oldest.IsZero() || created.Before(st.Oldest) {
-				st.Oldest = created
+			if st.Oldest.IsZero() || h.created.Before(st.Oldest) {
+				st.Oldest = h.created
 			}
 		}
 		return nil
@@ -565,15 +1166,23 @@ func (s *Spool) Notify() <-chan struct{} {
 	return s.notify
 }
 
-// Close stops accepting Puts, waits for the commit in progress and closes the
-// file. It is idempotent.
+// Close stops accepting Puts, waits for the commit in progress and the
+// background expiry, marks the file as cleanly closed and closes it. It is
+// idempotent.
 func (s *Spool) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
-		<-s.committed
+		s.loops.Wait()
+		s.writeMu.Lock()
 		s.mu.Lock()
 		s.isClosed = true
 		s.mu.Unlock()
+		s.writeMu.Unlock()
+		// Best effort: without the marker (full disk), the next Open runs
+		// the deep check, which is the safe side.
+		_ = s.db.Update(func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketMeta).Put(metaClean, []byte{1})
+		})
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("close spool: %w", err)
 		}
@@ -587,58 +1196,23 @@ func (s *Spool) closed() bool {
 	return s.isClosed
 }
 
-func (s *Spool) mapErr(err error) error {
+// mapErr turns bbolt's closed errors into ErrClosed and a full filesystem
+// into ErrFull wrapping the cause.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) || errors.Is(err, berrors.ErrTxClosed) {
 		return ErrClosed
 	}
+	if errors.Is(err, ErrFull) {
+		return err
+	}
+	// bbolt formats some I/O errors with %s, so match the text as well.
+	msg := err.Error()
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
+		strings.Contains(msg, syscall.ENOSPC.Error()) || strings.Contains(msg, syscall.EDQUOT.Error()) {
+		return fmt.Errorf("%w: %w", ErrFull, err)
+	}
 	return err
-}
-
-func laneOf(bucket []byte) Lane {
-	// Bucket names are "lane0", "lane1".
-	return Lane(bucket[len(bucket)-1] - '0')
-}
-
-// encodeValue lays out: format byte, created unix nanos (BE int64),
-// uvarint ID length, ID, payload.
-func encodeValue(r Record) []byte {
-	buf := make([]byte, 0, headerLen+binary.MaxVarintLen64+len(r.ID)+len(r.Payload))
-	buf = append(buf, formatV1)
-	buf = binary.BigEndian.AppendUint64(buf, uint64(r.Created.UnixNano()))
-	buf = binary.AppendUvarint(buf, uint64(len(r.ID)))
-	buf = append(buf, r.ID...)
-	buf = append(buf, r.Payload...)
-	return buf
-}
-
-func decodeHeader(v []byte) (created time.Time, id string, err error) {
-	if len(v) < headerLen || v[0] != formatV1 {
-		return time.Time{}, "", ErrCorrupt
-	}
-	created = time.Unix(0, int64(binary.BigEndian.Uint64(v[1:headerLen])))
-	n, w := binary.Uvarint(v[headerLen:])
-	if w <= 0 || n > MaxIDLen || uint64(len(v)-headerLen-w) < n {
-		return time.Time{}, "", ErrCorrupt
-	}
-	start := headerLen + w
-	return created, string(v[start : start+int(n)]), nil
-}
-
-// decodeValue copies everything it returns: bbolt memory is only valid
-// inside the transaction.
-func decodeValue(v []byte) (Record, error) {
-	created, id, err := decodeHeader(v)
-	if err != nil {
-		return Record{}, err
-	}
-	_, w := binary.Uvarint(v[headerLen:])
-	payload := v[headerLen+w+len(id):]
-	return Record{ID: id, Created: created, Payload: append([]byte(nil), payload...)}, nil
-}
-
-func decodeIndex(ix []byte) (Lane, []byte, error) {
-	if len(ix) != indexLen || ix[0] >= numLanes {
-		return 0, nil, ErrCorrupt
-	}
-	return Lane(ix[0]), ix[1:], nil
 }

@@ -341,17 +341,23 @@ func TestSpool_Expire(t *testing.T) {
 	put(t, s, "oldalert", LaneAlert)
 	clk.Advance(30 * time.Minute)
 	put(t, s, "mid", LaneRead)
-	// A record whose created time is far in the past (clock jumped) is
-	// expired even though it was put last.
+	// A record whose created time is already past retention (clock
+	// jumped) is accepted but not stored: retention would delete it.
 	if err := s.Put(context.Background(), Record{ID: "jumped", Lane: LaneRead, Created: clk.Now().Add(-48 * time.Hour)}); err != nil {
 		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Records != 3 || st.Expired != 1 {
+		t.Fatalf("after a put past retention: Records %d Expired %d, want 3 1", st.Records, st.Expired)
+	}
+	if _, err := s.Get("jumped"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get jumped = %v, want ErrNotFound", err)
 	}
 	if _, err := s.Lease(10, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	n, err := s.Expire()
-	if err != nil || n != 1 {
-		t.Fatalf("Expire = %d, %v; want 1", n, err)
+	if err != nil || n != 0 {
+		t.Fatalf("Expire = %d, %v; want 0", n, err)
 	}
 	clk.Advance(31 * time.Minute)
 	n, err = s.Expire()

@@ -39,6 +39,7 @@ type Agent struct {
 	readerMu  sync.Mutex // one Recognize at a time: sessions are shared by cameras
 	reads     atomic.Int64
 	throttled atomic.Int64 // frames skipped while the CPU was too hot
+	notStored atomic.Uint64 // reads the spool refused (full disk): lost, and said so
 
 	// diag holds what the diag page shows besides Health (recent reads,
 	// thumbnails); nil when diag.listen is off. Set before sources start.
@@ -74,13 +75,25 @@ func (a *Agent) Run(ctx context.Context, opt RunOptions) (err error) {
 	sinkCtx, stopSinks := context.WithCancel(closeCtx)
 	defer stopSinks()
 
-	sp, err := spool.Open(cfg.Spool.Path, spool.Options{MaxBytes: cfg.Spool.MaxBytes, MaxAge: cfg.Retention.MaxAge, Timeout: 5 * time.Second})
+	sopt, err := spoolOptions(cfg)
+	if err != nil {
+		return configError{err}
+	}
+	sp, err := spool.Open(cfg.Spool.Path, sopt)
+	if errors.Is(err, spool.ErrKey) {
+		return configError{fmt.Errorf("open spool: %w", err)}
+	}
 	if err != nil {
 		return fmt.Errorf("open spool: %w", err)
 	}
 	a.spool = sp
 	defer func() { err = errors.Join(err, sp.Close()) }()
-	a.log.Info("spool open", "path", cfg.Spool.Path, "records", sp.Len())
+	ss := sp.Stats()
+	if ss.MovedAside != "" {
+		a.log.Error("SPOOL FILE WAS DAMAGED: moved aside, started a fresh spool; the old file is kept for recovery",
+			"path", cfg.Spool.Path, "moved_to", ss.MovedAside, "reason", ss.MovedAsideReason)
+	}
+	a.log.Info("spool open", "path", cfg.Spool.Path, "records", sp.Len(), "encrypted", ss.Encrypted, "full_policy", sopt.FullPolicy)
 
 	uc := uplink.DefaultConfig()
 	uc.Broker, uc.Device = cfg.Uplink.Broker, cfg.Device
@@ -309,6 +322,12 @@ func (a *Agent) emit(ctx context.Context, camera string, p recognize.Pass, log *
 	putCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := a.spool.Put(putCtx, spool.Record{ID: rd.ID, Lane: spool.LaneRead, Created: time.Now(), Payload: payload}); err != nil {
+		a.notStored.Add(1)
+		if errors.Is(err, spool.ErrFull) {
+			log.Error("SPOOL FULL: READ NOT STORED; older reads are kept, new ones are refused until space returns",
+				"id", rd.ID, "plate", rd.Plate, "not_stored", a.notStored.Load(), "err", err)
+			return
+		}
 		log.Error("spool read: READ NOT STORED", "id", rd.ID, "plate", rd.Plate, "err", err)
 		return
 	}
@@ -404,4 +423,21 @@ func encodeFrame(img gocv.Mat) ([]byte, error) {
 	}
 	defer buf.Close()
 	return bytes.Clone(buf.GetBytes()), nil
+}
+
+// spoolOptions turns the config into spool options, loading the at-rest key
+// when one is configured.
+func spoolOptions(cfg Config) (spool.Options, error) {
+	policy, err := spool.ParseFullPolicy(cfg.Spool.FullPolicy)
+	if err != nil {
+		return spool.Options{}, err
+	}
+	opt := spool.Options{MaxBytes: cfg.Spool.MaxBytes, FullPolicy: policy, MaxAge: cfg.Retention.MaxAge,
+		KeyPeriod: cfg.Spool.KeyPeriod, Timeout: 5 * time.Second}
+	if cfg.Spool.KeyFile != "" {
+		if opt.Key, err = spool.LoadKeyFile(cfg.Spool.KeyFile); err != nil {
+			return spool.Options{}, fmt.Errorf("spool.key_file: %w", err)
+		}
+	}
+	return opt, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/alpr-agent/alpr-agent/boards"
 	"github.com/alpr-agent/alpr-agent/capture"
 	"github.com/alpr-agent/alpr-agent/recognize"
+	"github.com/alpr-agent/alpr-agent/spool"
 )
 
 // Config is the agent's one YAML file. Defaults come from DefaultConfig,
@@ -106,6 +107,16 @@ type GNSSConfig struct {
 type SpoolConfig struct {
 	Path     string `yaml:"path"`
 	MaxBytes int64  `yaml:"max_bytes"`
+	// FullPolicy is what a full spool (max_bytes or a full disk) does with
+	// a new read: "refuse" it, or "drop_oldest" non-hit reads to make room.
+	// Hotlist hits are never dropped.
+	FullPolicy string `yaml:"full_policy"`
+	// KeyFile is the installer-provisioned master key (32 raw bytes or 64
+	// hex characters, mode 0600). Set: reads are encrypted at rest with
+	// per-period keys shredded when the period's retention ends. "" = off.
+	KeyFile string `yaml:"key_file"`
+	// KeyPeriod is the span of reads one data key covers.
+	KeyPeriod time.Duration `yaml:"key_period"`
 }
 
 // RetentionConfig bounds how long a read may stay on the device.
@@ -184,7 +195,7 @@ func DefaultConfig() Config {
 		Recognize: RecognizeConfig{ModelDir: recognize.DefaultModelDir, RuntimeLib: recognize.DefaultLibPath, Threads: 1, Region: "us", DetMaxSide: 960},
 		Tracker:   TrackerConfig{MaxGap: 1500 * time.Millisecond, MaxDuration: 20 * time.Second, MinFrames: 2},
 		GNSS:      GNSSConfig{Baud: 0, StaleAfter: 3 * time.Second},
-		Spool:     SpoolConfig{Path: "/var/lib/alpr-agent/spool.db"},
+		Spool:     SpoolConfig{Path: "/var/lib/alpr-agent/spool.db", FullPolicy: string(spool.FullRefuse), KeyPeriod: time.Hour},
 		Retention: RetentionConfig{MaxAge: 72 * time.Hour},
 		Uplink:    UplinkConfig{Batch: 64, Inflight: 256, ResendAfter: 30 * time.Second, ReceiptMode: "receipt"},
 		Privacy:   PrivacyConfig{Crops: true},
@@ -331,6 +342,12 @@ func (c Config) Validate() error {
 	}
 	if c.Spool.MaxBytes < 0 {
 		bad("spool.max_bytes", "must not be negative")
+	}
+	if _, err := spool.ParseFullPolicy(c.Spool.FullPolicy); err != nil {
+		bad("spool.full_policy", "%q: want refuse or drop_oldest", c.Spool.FullPolicy)
+	}
+	if c.Spool.KeyPeriod <= 0 {
+		bad("spool.key_period", "must be positive")
 	}
 	if c.Retention.MaxAge <= 0 {
 		bad("retention.max_age", "must be positive: no read may stay on the device forever")

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/alpr-agent/alpr-agent/spool"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -58,6 +62,9 @@ func TestLoadConfig_Errors(t *testing.T) {
 		{"BadBoard", minimalConfig + "board: {profile: rpi9}\n", []string{"board", "rpi9"}},
 		{"BadIRMode", minimalConfig + "board: {profile: rpi4, ir_mode: blink}\n", []string{"board", "blink"}},
 		{"Several", "device: ''\ncameras: []\nuplink: {broker: ''}\n", []string{"device:", "cameras:", "uplink.broker"}},
+		{"FullPolicy", minimalConfig + "spool: {path: /tmp/s.db, full_policy: drop_oldest, key_file: /etc/alpr-agent/spool.key, key_period: 30m}\n", nil},
+		{"BadFullPolicy", minimalConfig + "spool: {path: /tmp/s.db, full_policy: drop_newest}\n", []string{"spool.full_policy", "drop_newest"}},
+		{"BadKeyPeriod", minimalConfig + "spool: {path: /tmp/s.db, key_period: 0s}\n", []string{"spool.key_period"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := LoadConfig(writeConfig(t, c.body))
@@ -94,6 +101,48 @@ func TestLoadConfig_MissingFile(t *testing.T) {
 	_, err := LoadConfig(filepath.Join(t.TempDir(), "nope.yaml"))
 	if err == nil || !strings.Contains(err.Error(), "nope.yaml") {
 		t.Fatalf("got %v, want an error naming the file", err)
+	}
+}
+
+// TestRun_BadSpoolKeyIsAConfigError: a key file that is missing, too open
+// or the wrong key for the spool is the installer's to fix: exit 78, and
+// the spool file is left as it was.
+func TestRun_BadSpoolKeyIsAConfigError(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "spool.key")
+	if err := os.WriteFile(key, bytes.Repeat([]byte{7}, 32), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	body := minimalConfig + fmt.Sprintf("spool: {path: %q, key_file: %q}\n", filepath.Join(dir, "spool.db"), key)
+	err := dispatch(t.Context(), []string{"run", "--config", writeConfig(t, body)}, io.Discard, io.Discard)
+	if !errors.As(err, new(configError)) || !strings.Contains(err.Error(), "spool.key_file") {
+		t.Fatalf("group-readable key: got %v, want a configError naming spool.key_file", err)
+	}
+
+	// A spool written with one key, then the agent configured with another.
+	good := bytes.Repeat([]byte{1}, 32)
+	sp, err := spool.Open(filepath.Join(dir, "spool.db"), spool.Options{Key: good})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Put(t.Context(), spool.Record{ID: "r1", Payload: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	sp.Close()
+	if err := os.WriteFile(key, bytes.Repeat([]byte{2}, 32), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = dispatch(t.Context(), []string{"run", "--config", writeConfig(t, body)}, io.Discard, io.Discard)
+	if !errors.As(err, new(configError)) || !errors.Is(err, spool.ErrKey) {
+		t.Fatalf("wrong key: got %v, want a configError wrapping spool.ErrKey", err)
+	}
+	sp, err = spool.Open(filepath.Join(dir, "spool.db"), spool.Options{Key: good})
+	if err != nil {
+		t.Fatalf("spool after the refused start: %v", err)
+	}
+	defer sp.Close()
+	if sp.Len() != 1 {
+		t.Fatalf("spool holds %d records after the refused start, want 1", sp.Len())
 	}
 }
 

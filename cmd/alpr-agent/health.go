@@ -55,7 +55,20 @@ type SpoolHealth struct {
 	Bytes       int64  `json:"bytes"`
 	OldestAgeMS int64  `json:"oldest_age_ms"` // 0 when empty
 	Full        bool   `json:"full"`
+	FullCause   string `json:"full_cause,omitempty"`
 	Refused     uint64 `json:"refused"`
+	Dropped     uint64 `json:"dropped"` // non-hit reads dropped by full_policy drop_oldest
+	Expired     uint64 `json:"expired"` // reads removed by retention
+	SetAside    int    `json:"set_aside"`
+	Encrypted   bool   `json:"encrypted"`
+	Keys        int    `json:"keys"`
+	Shredded    uint64 `json:"shredded"`
+	// MovedAside is where a damaged spool file was moved at start.
+	MovedAside       string `json:"moved_aside,omitempty"`
+	MovedAsideReason string `json:"moved_aside_reason,omitempty"`
+	LastError        string `json:"last_error,omitempty"`
+	// NotStored counts reads lost because the spool refused them.
+	NotStored uint64 `json:"not_stored"`
 }
 
 // UplinkHealth is the MQTT session's state.
@@ -93,7 +106,10 @@ func (a *Agent) health(runners []*capture.Runner) Health {
 		h.GNSS.Mode, h.GNSS.Sats, h.GNSS.HDOP = gs.LastFix.Mode, gs.LastFix.Sats, gs.LastFix.HDOP
 	}
 	ss := a.spool.Stats()
-	h.Spool = SpoolHealth{Records: ss.Records, Bytes: ss.Bytes, Full: ss.Full, Refused: ss.Refused}
+	h.Spool = SpoolHealth{Records: ss.Records, Bytes: ss.Bytes, Full: ss.Full, FullCause: ss.FullCause, Refused: ss.Refused,
+		Dropped: ss.Dropped, Expired: ss.Expired, SetAside: ss.SetAside, Encrypted: ss.Encrypted, Keys: ss.Keys,
+		Shredded: ss.Shredded, MovedAside: ss.MovedAside, MovedAsideReason: ss.MovedAsideReason, LastError: ss.LastError,
+		NotStored: a.notStored.Load()}
 	if !ss.Oldest.IsZero() {
 		h.Spool.OldestAgeMS = now.Sub(ss.Oldest).Milliseconds()
 	}

@@ -873,10 +873,23 @@ func checkSpool(sc SpoolConfig, rc RetentionConfig, now time.Time) checkResult {
 	// Retention is not applied here (MaxAge 0): the self-test reports what
 	// is stored, it does not delete. A short lock timeout: the running
 	// agent holds the file.
-	sp, err := spool.Open(sc.Path, spool.Options{Timeout: 300 * time.Millisecond})
+	opt := spool.Options{Timeout: 300 * time.Millisecond, NoRecover: true, ExpireEvery: -1}
+	if sc.KeyFile != "" {
+		if opt.Key, err = spool.LoadKeyFile(sc.KeyFile); err != nil {
+			return failf("provision the key file (32 random bytes or 64 hex characters, mode 0600, owned by the agent's user)", "spool.key_file: %v", err)
+		}
+		parts = append(parts, "encrypted at rest")
+	}
+	sp, err := spool.Open(sc.Path, opt)
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		parts = append(parts, "spool in use by a running agent (its depth is on `alpr-agent diag`)")
 		return spoolResult(parts, warns)
+	}
+	if errors.Is(err, spool.ErrKey) {
+		return failf("spool.key_file must be the key this spool was written with (or remove the key for an unencrypted spool)", "%v", err)
+	}
+	if errors.Is(err, spool.ErrCorruptFile) {
+		return failf("nothing to do: at start the agent moves the damaged file aside (kept for recovery) and starts a fresh spool", "%v", err)
 	}
 	if err != nil {
 		return failf("move the file aside and let the agent start a new spool (the reads in it are lost)", "%v", err)

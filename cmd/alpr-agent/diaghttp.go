@@ -429,6 +429,12 @@ func (s *diagServer) metrics(w http.ResponseWriter, _ *http.Request) {
 	m.gauge("alpr_spool_oldest_age_seconds", "gauge", "Age of the oldest waiting read (0 when empty).", float64(h.Spool.OldestAgeMS)/1000)
 	m.gauge("alpr_spool_full", "gauge", "1 when the spool refuses new reads.", b2f(h.Spool.Full))
 	m.gauge("alpr_spool_refused_total", "counter", "Reads the full spool refused.", float64(h.Spool.Refused))
+	m.gauge("alpr_spool_dropped_total", "counter", "Non-hit reads dropped to make room (full_policy drop_oldest).", float64(h.Spool.Dropped))
+	m.gauge("alpr_spool_expired_total", "counter", "Reads removed by retention.", float64(h.Spool.Expired))
+	m.gauge("alpr_spool_set_aside", "gauge", "Records that could not be decoded or decrypted.", float64(h.Spool.SetAside))
+	m.gauge("alpr_spool_moved_aside", "gauge", "1 when a damaged spool file was moved aside at start.", b2f(h.Spool.MovedAside != ""))
+	m.gauge("alpr_spool_keys_shredded_total", "counter", "Period keys destroyed at the end of their retention.", float64(h.Spool.Shredded))
+	m.gauge("alpr_reads_not_stored_total", "counter", "Reads lost because the spool refused them.", float64(h.Spool.NotStored))
 
 	m.gauge("alpr_uplink_connected", "gauge", "1 when the broker session is up and subscribed to receipts.", b2f(h.Uplink.Connected))
 	m.gauge("alpr_uplink_in_flight", "gauge", "Reads published and awaiting a receipt.", float64(h.Uplink.InFlight))

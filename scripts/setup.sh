@@ -20,7 +20,7 @@ APT_PKGS=(libopencv-dev pkg-config mosquitto socat libaravis-dev aravis-tools
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-libav ffmpeg
   python3-gi gir1.2-gst-rtsp-server-1.0 chromium fonts-dejavu-core
-  dpkg-dev postgresql-15)
+  dpkg-dev postgresql-15 openssl)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -52,9 +52,19 @@ type Config struct {
 	// Insecure allows a plaintext broker URL. For a loopback demo only.
 	Insecure bool
 
-	// Batch is the most records leased from the queue at once.
+	// Batch is the most records leased from the queue at once and handed
+	// to the MQTT client together; batches are pipelined (the next goes out
+	// while the broker acknowledges the last). At least 1; default 128.
 	Batch int
-	// Inflight is the most records published and not yet receipted.
+	// Inflight is the window: the most records published and not yet
+	// receipted (not yet PUBACKed in puback mode). At least Batch; default
+	// 512. Throughput on loopback grows with it up to ~512 (a receipt takes
+	// a round trip through the central side's fsync); keep it below the
+	// broker's per-client queue for the central subscriber (mosquitto's
+	// max_queued_messages, 1000 by default), or one device draining a
+	// backlog can overflow that queue: nothing is lost (the reads are
+	// re-sent after ResendAfter) but it stalls. Alerts may go up to Batch
+	// over it so a backlog awaiting receipts never holds a hotlist hit.
 	Inflight int
 	// ResendAfter is how long a published record waits for its receipt
 	// before it is published again. It is also the lease ttl.
@@ -69,13 +79,21 @@ type Config struct {
 	KeepAlive time.Duration
 	// ReceiptMode is ReceiptModeReceipt (default) or ReceiptModePuback.
 	ReceiptMode string
+	// ReceiptAlarmAfter is how long published records may wait without
+	// any receipt before Status.Alarm rises (receipt mode only). Zero (the
+	// default) means 2 minutes or twice ResendAfter, whichever is longer;
+	// otherwise at least ResendAfter: one re-send is normal.
+	ReceiptAlarmAfter time.Duration
+	// Subscriptions are device topics besides receipts (the retained
+	// hotlist and config) and their handlers; see Subscriber.
+	Subscriptions []Subscription
 }
 
 // DefaultConfig returns a Config with every field but Broker and Device set.
 func DefaultConfig() Config {
 	return Config{
-		Batch:                64,
-		Inflight:             256,
+		Batch:                128,
+		Inflight:             512,
 		ResendAfter:          30 * time.Second,
 		ConnectTimeout:       10 * time.Second,
 		PublishTimeout:       10 * time.Second,
@@ -83,6 +101,14 @@ func DefaultConfig() Config {
 		KeepAlive:            30 * time.Second,
 		ReceiptMode:          ReceiptModeReceipt,
 	}
+}
+
+// receiptAlarmAfter is ReceiptAlarmAfter with its zero value resolved.
+func (c Config) receiptAlarmAfter() time.Duration {
+	if c.ReceiptAlarmAfter > 0 {
+		return c.ReceiptAlarmAfter
+	}
+	return max(2*time.Minute, 2*c.ResendAfter)
 }
 
 func configErr(field, format string, args ...any) error {
@@ -118,6 +144,8 @@ func (c Config) Validate() error {
 		return configErr("KeepAlive", "%v, want at least 1s", c.KeepAlive)
 	case c.ReceiptMode != ReceiptModeReceipt && c.ReceiptMode != ReceiptModePuback:
 		return configErr("ReceiptMode", "%q, want %q or %q", c.ReceiptMode, ReceiptModeReceipt, ReceiptModePuback)
+	case c.ReceiptAlarmAfter < 0 || (c.ReceiptAlarmAfter > 0 && c.ReceiptAlarmAfter < c.ResendAfter):
+		return configErr("ReceiptAlarmAfter", "%v, want at least ResendAfter (%v)", c.ReceiptAlarmAfter, c.ResendAfter)
 	}
 	return nil
 }

@@ -42,6 +42,10 @@ func TestConfig_Validate(t *testing.T) {
 		{"MaxReconnectInterval", func(c *Config) { c.MaxReconnectInterval = 0 }, "MaxReconnectInterval"},
 		{"KeepAlive", func(c *Config) { c.KeepAlive = time.Millisecond }, "KeepAlive"},
 		{"ReceiptMode", func(c *Config) { c.ReceiptMode = "never" }, "ReceiptMode"},
+		{"ReceiptAlarmAfter", func(c *Config) { c.ReceiptAlarmAfter = c.ResendAfter - time.Second }, "ReceiptAlarmAfter"},
+		{"ReceiptAlarmAfterNegative", func(c *Config) { c.ReceiptAlarmAfter = -time.Second }, "ReceiptAlarmAfter"},
+		{"ReceiptAlarmAfterDefault", func(c *Config) { c.ReceiptAlarmAfter, c.ResendAfter = 0, 10*time.Minute }, ""},
+		{"ReceiptAlarmAfterSet", func(c *Config) { c.ReceiptAlarmAfter = c.ResendAfter }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,6 +102,21 @@ func TestReceiverConfig_Validate(t *testing.T) {
 				t.Fatalf("Validate = %v, want ErrInvalidConfig naming %s", err, tt.field)
 			}
 		})
+	}
+}
+
+func TestConfig_ReceiptAlarmAfter(t *testing.T) {
+	c := DefaultConfig()
+	if got := c.receiptAlarmAfter(); got != 2*time.Minute {
+		t.Errorf("default = %v, want 2m", got)
+	}
+	c.ResendAfter = 5 * time.Minute
+	if got := c.receiptAlarmAfter(); got != 10*time.Minute {
+		t.Errorf("with ResendAfter 5m = %v, want 10m", got)
+	}
+	c.ReceiptAlarmAfter = 7 * time.Minute
+	if got := c.receiptAlarmAfter(); got != 7*time.Minute {
+		t.Errorf("set = %v, want 7m", got)
 	}
 }
 

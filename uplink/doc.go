@@ -17,9 +17,22 @@
 //     publishes each payload in spool order and keeps the records leased until
 //     the central side's receipt names them; only then are they acked
 //     (deleted). A record without a receipt after ResendAfter is published
-//     again; when the connection drops, in-flight records are released and
-//     re-sent in order after reconnecting. Duplicates are expected and are
-//     removed centrally by read ID.
+//     again; when the connection drops, records acknowledged on the lost
+//     connection are released and re-sent in order after reconnecting (paho
+//     itself re-sends a PUBLISH whose PUBACK it missed). Duplicates are
+//     expected and are removed centrally by read ID; they are only of reads
+//     in flight at a fault (TestFault_Chaos checks it read by read).
+//   - Flow: batches (Batch) are pipelined within a window (Inflight) of
+//     records awaiting PUBACK or receipt; deletions run in their own
+//     goroutine so a spool fsync never stalls publishing. Every lease takes
+//     the alert lane first, and alerts may exceed a full window by one
+//     Batch, so a hotlist hit is never held behind a backlog that awaits
+//     receipts.
+//   - The receipt alarm: when published records get no receipt for
+//     ReceiptAlarmAfter (the central receiver is down, or the broker's ACL
+//     silently drops the device's publishes yet answers PUBACK), Status.Alarm
+//     says so, once at WARN in the log; it clears on the next receipt.
+//     Nothing is deleted meanwhile.
 //   - A reference receiver (Receiver) for the central side: it stores reads
 //     idempotently in an fsync'd JSON-lines file and only then publishes
 //     receipts. The demo and tests use it; central systems can copy it.
@@ -30,6 +43,28 @@
 // means "a broker saw it", not "it is stored". ReceiptMode "puback" exists for
 // central systems that cannot send receipts and is the weaker promise: a read
 // can be lost between broker and storage.
+//
+// A broker cluster on the central side (EMQX, HiveMQ, VerneMQ): the device
+// needs no change, since it speaks plain MQTT 3.1.1 to one address and
+// relies on nothing but QoS 1 and its own persistent session (client ID =
+// device ID, clean session off; a cluster keeps the session on whichever
+// node the device reconnects to, and receipts queued for it while it was
+// away are delivered there). The central side scales out by running
+// several receivers as one shared-subscription group,
+// $share/<group>/alpr/v1/+/reads (and .../alerts): the cluster hands each
+// read to one member, any member may publish the receipt to that read's
+// device topic alpr/v1/<device>/receipts, so receipts need no affinity
+// between a device and a receiver. What makes this safe is the rule the
+// reference receiver follows: store idempotently keyed by read ID (a
+// primary key or unique index; a re-sent read, possibly landing on another
+// member, is a no-op that is receipted again), and publish the receipt
+// only after the store's commit. A member that dies after its commit but
+// before its receipt, or a cluster that re-delivers to another member,
+// costs a duplicate, never a loss, because the device deletes on the
+// receipt alone and re-sends after ResendAfter. Size the cluster's
+// per-subscriber queue (mosquitto's max_queued_messages and its
+// equivalents) above the group's backlog, or it drops and the devices'
+// re-sends make up for it, late.
 //
 // Uplink never buffers reads itself: the spool is the buffer.
 package uplink

@@ -86,12 +86,12 @@ type Position struct {
 // differ from the read's plate on a fuzzy match), why it is listed, and how
 // it matched.
 type Hotlist struct {
-	Hit      bool   `json:"hit"`
-	List     string `json:"list,omitempty"`
-	Entry    string `json:"entry,omitempty"`
-	Reason   string `json:"reason,omitempty"`
-	Match    string `json:"match,omitempty"`    // "exact" or "fuzzy"
-	Distance int    `json:"distance,omitempty"` // edit cost of a fuzzy match
+	Hit      bool    `json:"hit"`
+	List     string  `json:"list,omitempty"`
+	Entry    string  `json:"entry,omitempty"`
+	Reason   string  `json:"reason,omitempty"`
+	Match    string  `json:"match,omitempty"`    // "exact" or "fuzzy"
+	Distance float64 `json:"distance,omitempty"` // edit cost of a fuzzy match (a confusable swap costs 0.25)
 }
 
 // NewID returns a new read ID: a UUIDv7, time-ordered and unique across the
@@ -239,8 +239,8 @@ func (r Read) Validate() error {
 	if r.Hotlist.Match != "" && r.Hotlist.Match != "exact" && r.Hotlist.Match != "fuzzy" {
 		return bad("hotlist.match", "%q, want exact or fuzzy", r.Hotlist.Match)
 	}
-	if r.Hotlist.Distance < 0 {
-		return bad("hotlist.distance", "%d negative", r.Hotlist.Distance)
+	if !(r.Hotlist.Distance >= 0) || math.IsInf(r.Hotlist.Distance, 0) {
+		return bad("hotlist.distance", "%v, want a finite number >= 0", r.Hotlist.Distance)
 	}
 	return nil
 }

@@ -168,7 +168,9 @@ func TestRead_Validate(t *testing.T) {
 		{"OK", func(*Read) {}, ""},
 		{"NoFix", func(r *Read) { r.Position = nil }, ""},
 		{"NoCandidates", func(r *Read) { r.Candidates = []Candidate{} }, ""},
-		{"Hit", func(r *Read) { r.Hotlist = Hotlist{Hit: true, List: "stolen", Entry: "YG9X2G", Match: "exact", Reason: "reported 2026-11-20"} }, ""},
+		{"Hit", func(r *Read) {
+			r.Hotlist = Hotlist{Hit: true, List: "stolen", Entry: "YG9X2G", Match: "exact", Reason: "reported 2026-11-20"}
+		}, ""},
 		{"Version", func(r *Read) { r.V = 2 }, "v"},
 		{"EmptyID", func(r *Read) { r.ID = "" }, "id"},
 		{"BadID", func(r *Read) { r.ID = "not-a-uuid" }, "id"},
@@ -220,7 +222,7 @@ func TestRead_Validate(t *testing.T) {
 // Read must appear in the output under its tag.
 func TestRead_WireMirrorsRead(t *testing.T) {
 	r := validRead()
-	r.Hotlist = Hotlist{Hit: true, List: "l", Entry: "YG9XZG", Reason: "x", Match: "fuzzy", Distance: 1}
+	r.Hotlist = Hotlist{Hit: true, List: "l", Entry: "YG9XZG", Reason: "x", Match: "fuzzy", Distance: 0.25}
 	r.FrameJPEG = []byte{0xFF, 0xD8, 0xFF, 0xD9}
 	b, _ := json.Marshal(r)
 	var m map[string]any

@@ -35,12 +35,19 @@ type Status struct {
 	Connected   bool // connected and subscribed to receipts
 	LastPublish time.Time
 	LastReceipt time.Time
-	InFlight    int    // published, awaiting receipt
+	InFlight    int    // published, awaiting PUBACK or receipt
 	Reconnects  uint64 // successful connections after the first
 	Published   uint64 // publishes completed, re-sends included
 	Acked       uint64 // records deleted from the queue
 	BadReceipts uint64 // receipts that failed to parse
 	LastError   string
+	// Alarm is empty while receipts come as they should. It says why when
+	// published records have waited Config.ReceiptAlarmAfter without any
+	// receipt (central receiver down, or the broker's ACL drops this
+	// device's publishes while still answering PUBACK); nothing is deleted
+	// meanwhile. AlarmSince is when it rose.
+	Alarm      string
+	AlarmSince time.Time
 	// ReceiptLatency is the time from a record's (last) publish to the
 	// receipt that deleted it: how long the central side takes to confirm.
 	ReceiptLatency Histogram
@@ -52,9 +59,12 @@ type Uplink struct {
 	q      Queue
 	log    *slog.Logger
 	client mqtt.Client
+	subs   *Subscriber // hotlist and config topics
 	tick   time.Duration
 
-	wake chan struct{} // buffered 1: a pending wake-up for the loop
+	wake    chan struct{}    // buffered 1: a pending wake-up for the loop
+	results chan batchResult // from each batch's token waiter to the loop
+	ackWake chan struct{}    // buffered 1: toAck has IDs
 
 	mu       sync.Mutex // guards everything below
 	st       Status
@@ -62,10 +72,15 @@ type Uplink struct {
 	gen      uint64 // bumped on every connection loss
 	ready    bool
 	receipts []string
-	started  bool
-	closed   bool
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	toAck    []string // receipted (or, in puback mode, PUBACKed): to delete
+	// The receipt alarm (alarm.go): when the wait for a receipt began, and
+	// st.Published then.
+	waitingSince    time.Time
+	publishedAtWait uint64
+	started         bool
+	closed          bool
+	cancel          context.CancelFunc
+	wg              sync.WaitGroup
 }
 
 // New returns an Uplink that publishes records of q. It validates cfg and
@@ -84,12 +99,19 @@ func New(cfg Config, q Queue, logger *slog.Logger) (*Uplink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new uplink: %w", err)
 	}
+	subs, err := NewSubscriber(cfg.Device, cfg.Subscriptions, logger)
+	if err != nil {
+		return nil, fmt.Errorf("new uplink: %w", err)
+	}
 	u := &Uplink{
-		cfg:  cfg,
-		q:    q,
-		log:  logger.With("subsystem", "uplink", "device", cfg.Device),
-		wake: make(chan struct{}, 1),
-		tick: min(max(cfg.ResendAfter/4, 50*time.Millisecond), time.Second),
+		subs:    subs,
+		cfg:     cfg,
+		q:       q,
+		log:     logger.With("subsystem", "uplink", "device", cfg.Device),
+		wake:    make(chan struct{}, 1),
+		results: make(chan batchResult, 16),
+		ackWake: make(chan struct{}, 1),
+		tick:    min(max(cfg.ResendAfter/4, 50*time.Millisecond), time.Second),
 	}
 	offline, _ := json.Marshal(statusMsg{State: "offline", Device: cfg.Device})
 	opts := mqtt.NewClientOptions().
@@ -108,7 +130,8 @@ func New(cfg Config, q Queue, logger *slog.Logger) (*Uplink, error) {
 		SetBinaryWill(Topic(cfg.Device, TopicStatus), offline, 1, true).
 		SetDefaultPublishHandler(u.onMessage).
 		SetOnConnectHandler(u.onConnect).
-		SetConnectionLostHandler(u.onConnectionLost)
+		SetConnectionLostHandler(u.onConnectionLost).
+		SetConnectionNotificationHandler(u.onConnectionNotification)
 	if tlsCfg != nil {
 		opts.SetTLSConfig(tlsCfg)
 	}
@@ -135,11 +158,15 @@ func (u *Uplink) Start(ctx context.Context) error {
 	if u.started {
 		return nil
 	}
+	if err := u.subs.Start(ctx); err != nil {
+		return fmt.Errorf("start uplink: %w", err)
+	}
 	u.started = true
 	ctx, u.cancel = context.WithCancel(ctx)
-	u.wg.Add(2)
+	u.wg.Add(3)
 	go func() { defer u.wg.Done(); u.connectLoop(ctx) }()
 	go func() { defer u.wg.Done(); u.run(ctx) }()
+	go func() { defer u.wg.Done(); u.ackLoop(ctx) }()
 	return nil
 }
 
@@ -167,6 +194,7 @@ func (u *Uplink) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("close uplink: wait for loops: %w", ctx.Err())
 	}
+	u.subs.Close(ctx)
 	if u.client.IsConnectionOpen() {
 		// A clean disconnect suppresses the will, so say offline ourselves.
 		b, _ := json.Marshal(statusMsg{State: "offline", Device: u.cfg.Device, Time: time.Now().UTC().Format(timeLayout)})
@@ -219,6 +247,7 @@ func (u *Uplink) connectLoop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		err = u.explainConnectError(ctx, err)
 		u.setError(fmt.Errorf("connect %s: %w", u.cfg.Broker, err))
 		u.log.Warn("connect failed", "broker", u.cfg.Broker, "err", err, "retry_in", backoff)
 		select {
@@ -252,7 +281,16 @@ func (u *Uplink) onConnect(c mqtt.Client) {
 	}
 	if err != nil {
 		u.setError(fmt.Errorf("subscribe receipts: %w", err))
-		u.log.Error("subscribe receipts failed; records will be re-sent until receipts arrive", "err", err)
+		if c.IsConnectionOpen() {
+			u.log.Error("subscribe receipts failed; records will be re-sent until receipts arrive", "err", err)
+		} else {
+			// Lost again already: the next connection subscribes.
+			u.log.Warn("connection lost while subscribing to receipts", "err", err)
+		}
+	}
+	if err := u.subs.Subscribe(c, u.cfg.PublishTimeout); err != nil {
+		u.setError(err)
+		u.log.Error("subscribe hotlist/config", "err", err)
 	}
 	b, _ := json.Marshal(statusMsg{State: "online", Device: u.cfg.Device, Time: time.Now().UTC().Format(timeLayout)})
 	if err := waitToken(context.Background(), c.Publish(Topic(u.cfg.Device, TopicStatus), 1, true, b), u.cfg.PublishTimeout); err != nil {
@@ -282,6 +320,9 @@ func (u *Uplink) onConnectionLost(_ mqtt.Client, err error) {
 
 // onMessage must return quickly: it runs on paho's router goroutine.
 func (u *Uplink) onMessage(_ mqtt.Client, m mqtt.Message) {
+	if u.subs.Dispatch(m) {
+		return
+	}
 	if m.Topic() != Topic(u.cfg.Device, TopicReceipts) {
 		return
 	}
@@ -313,45 +354,100 @@ func (u *Uplink) setError(err error) {
 	u.mu.Unlock()
 }
 
-// run is the publish loop. inflight maps a published record's ID to when it
-// was published; it is owned by this goroutine.
+// sent is what the publish loop knows of a record awaiting its receipt.
+type sent struct {
+	at  time.Time // when its PUBACK came
+	gen uint64    // the connection its PUBACK came on (Uplink.gen)
+}
+
+// batchResult is what a batch's waiter reports to the publish loop: the
+// first n records' tokens completed (PUBACK), gens[i] being the connection
+// each completed on; err is the failure of recs[n] when n < len(recs).
+type batchResult struct {
+	recs []spool.Record
+	n    int
+	gens []uint64
+	at   time.Time
+	err  error
+}
+
+// run is the publish loop; it owns inflight (PUBACKed records awaiting a
+// receipt: when, and on which connection) and pending (published records
+// awaiting their PUBACK). Publishing is pipelined: a batch's tokens are
+// awaited by a goroutine of its own, so the next batch goes out while the
+// broker acknowledges the last; deletions go to ackLoop, so a spool
+// transaction never holds up publishing.
 func (u *Uplink) run(ctx context.Context) {
-	inflight := make(map[string]time.Time)
+	inflight := make(map[string]sent)
+	pending := make(map[string]bool) // true: receipted before its result came
 	defer func() {
-		u.q.Release(keys(inflight)...)
+		ids := keys(inflight)
+		for id := range pending {
+			ids = append(ids, id)
+		}
+		u.q.Release(ids...)
 		u.setInflight(0)
 	}()
 	notify := u.q.Notify()
 	ticker := time.NewTicker(u.tick)
 	defer ticker.Stop()
 	var seenGen uint64
+	var pubacked []string // puback mode: to delete
 	for {
-		u.applyReceipts(inflight)
+		// Take every result that is in, without waiting.
+	drain:
+		for {
+			select {
+			case res := <-u.results:
+				pubacked = u.handleResult(res, inflight, pending, pubacked)
+			default:
+				break drain
+			}
+		}
+		if len(pubacked) > 0 {
+			u.ackPubacked(pubacked)
+			pubacked = pubacked[:0]
+		}
+		u.applyReceipts(inflight, pending)
 
 		u.mu.Lock()
 		ready, gen := u.ready, u.gen
 		u.mu.Unlock()
 		if gen != seenGen {
-			// The connection dropped: what we sent may be lost. Release it so
-			// it is re-sent, in spool order, once we are connected again.
-			u.q.Release(keys(inflight)...)
-			clear(inflight)
+			// The connection dropped: what was acknowledged on an older
+			// connection may be lost. Release it so it is re-sent, in spool
+			// order, once we are connected again. What was acknowledged on
+			// the current one (the loop may have been busy while it
+			// reconnected) stays.
+			var lost []string
+			for id, e := range inflight {
+				if e.gen != gen {
+					lost = append(lost, id)
+					delete(inflight, id)
+				}
+			}
+			u.q.Release(lost...)
 			seenGen = gen
 		}
 		now := time.Now()
-		for id, sent := range inflight {
-			if now.Sub(sent) >= u.cfg.ResendAfter {
+		for id, e := range inflight {
+			if now.Sub(e.at) >= u.cfg.ResendAfter {
 				delete(inflight, id) // its lease expired: Lease hands it out again
 			}
 		}
 		if ready && ctx.Err() == nil {
-			u.publish(ctx, inflight)
+			u.publish(ctx, inflight, pending)
 		}
-		u.setInflight(len(inflight))
+		u.mu.Lock()
+		u.st.InFlight = len(inflight) + len(pending)
+		u.alarmCheckLocked(time.Now(), len(inflight)+len(pending))
+		u.mu.Unlock()
 
 		select {
 		case <-ctx.Done():
 			return
+		case res := <-u.results:
+			pubacked = u.handleResult(res, inflight, pending, pubacked)
 		case <-notify:
 			notify = u.q.Notify()
 		case <-u.wake:
@@ -360,13 +456,127 @@ func (u *Uplink) run(ctx context.Context) {
 	}
 }
 
+// handleResult moves a batch's acknowledged records from pending to
+// inflight (or, in puback mode, to the list to delete) and releases the
+// rest for a re-send.
+func (u *Uplink) handleResult(res batchResult, inflight map[string]sent, pending map[string]bool, pubacked []string) []string {
+	receipted := make(map[string]bool, len(res.recs))
+	for _, r := range res.recs {
+		receipted[r.ID] = pending[r.ID]
+		delete(pending, r.ID)
+	}
+	u.mu.Lock()
+	gen := u.gen
+	u.mu.Unlock()
+	var release []string
+	for i, r := range res.recs[:res.n] {
+		switch {
+		case receipted[r.ID]:
+			// Its receipt beat the PUBACK's report here: done, and the ack
+			// loop deletes it.
+		case u.cfg.ReceiptMode == ReceiptModePuback:
+			pubacked = append(pubacked, r.ID)
+		case res.gens[i] != gen:
+			// Acknowledged on a connection lost since: its receipt may be
+			// lost with it.
+			release = append(release, r.ID)
+		default:
+			inflight[r.ID] = sent{at: res.at, gen: gen}
+		}
+	}
+	for _, r := range res.recs[res.n:] {
+		if !receipted[r.ID] {
+			release = append(release, r.ID)
+		}
+	}
+	u.q.Release(release...)
+	if res.err != nil && !errors.Is(res.err, context.Canceled) && !errors.Is(res.err, mqtt.ErrNotConnected) {
+		id := res.recs[res.n].ID
+		u.setError(fmt.Errorf("publish %s: %w", id, res.err))
+		u.log.Warn("publish failed; will retry", "id", id, "err", res.err)
+	}
+	if res.n > 0 {
+		u.mu.Lock()
+		u.alarmPublishedLocked(res.at)
+		u.st.Published += uint64(res.n)
+		u.st.LastPublish = res.at
+		u.mu.Unlock()
+	}
+	return pubacked
+}
+
+// ackPubacked hands records to the ack loop on their PUBACK (puback mode
+// only).
+func (u *Uplink) ackPubacked(ids []string) {
+	u.queueAcks(ids)
+}
+
+// queueAcks hands IDs to ackLoop.
+func (u *Uplink) queueAcks(ids []string) {
+	u.mu.Lock()
+	u.toAck = append(u.toAck, ids...)
+	u.mu.Unlock()
+	select {
+	case u.ackWake <- struct{}{}:
+	default:
+	}
+}
+
+// ackLoop deletes receipted records from the queue. It runs beside the
+// publish loop so that a spool transaction (an fsync) never holds up
+// publishing; every ID that came in during one transaction goes into the
+// next. A record is deleted only here, and only once its receipt (or in
+// puback mode its PUBACK) came. Its lease holds until then, so it is not
+// sent again meanwhile.
+func (u *Uplink) ackLoop(ctx context.Context) {
+	retry := time.NewTimer(0)
+	<-retry.C
+	for {
+		select {
+		case <-ctx.Done():
+			u.ackOnce() // what came before Close is deleted, not re-sent
+			return
+		case <-u.ackWake:
+		case <-retry.C:
+		}
+		if !u.ackOnce() {
+			retry.Reset(time.Second)
+		}
+	}
+}
+
+// ackOnce deletes what is queued; false when the queue failed (the IDs
+// are kept for the next try).
+func (u *Uplink) ackOnce() bool {
+	u.mu.Lock()
+	ids := u.toAck
+	u.toAck = nil
+	u.mu.Unlock()
+	if len(ids) == 0 {
+		return true
+	}
+	n, err := u.q.Ack(ids...)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if err != nil {
+		u.toAck = append(ids, u.toAck...)
+		u.st.LastError = fmt.Sprintf("ack records: %v", err)
+		u.log.Error("ack records; will retry", "err", err, "ids", len(ids))
+		return false
+	}
+	u.st.Acked += uint64(n)
+	return true
+}
+
 func (u *Uplink) setInflight(n int) {
 	u.mu.Lock()
 	u.st.InFlight = n
 	u.mu.Unlock()
 }
 
-func (u *Uplink) applyReceipts(inflight map[string]time.Time) {
+// applyReceipts ends the wait of receipted records and hands them to
+// ackLoop.
+func (u *Uplink) applyReceipts(inflight map[string]sent, pending map[string]bool) {
 	u.mu.Lock()
 	ids := u.receipts
 	u.receipts = nil
@@ -374,33 +584,33 @@ func (u *Uplink) applyReceipts(inflight map[string]time.Time) {
 	if len(ids) == 0 {
 		return
 	}
-	n, err := u.q.Ack(ids...)
-	if err != nil {
-		// Not deleted: keep them for the next pass rather than re-sending.
-		u.mu.Lock()
-		u.receipts = append(ids, u.receipts...)
-		u.st.LastError = err.Error()
-		u.mu.Unlock()
-		u.log.Error("ack receipted records", "err", err, "ids", len(ids))
-		return
-	}
 	now := time.Now()
 	u.mu.Lock()
 	for _, id := range ids {
-		if sent, ok := inflight[id]; ok {
-			u.st.ReceiptLatency.observe(now.Sub(sent))
+		if e, ok := inflight[id]; ok {
+			u.st.ReceiptLatency.observe(now.Sub(e.at))
 		}
 		delete(inflight, id)
+		if _, ok := pending[id]; ok {
+			pending[id] = true // so its result does not wait for a receipt again
+		}
 	}
-	u.st.Acked += uint64(n)
+	u.alarmReceiptLocked(now, len(inflight) > 0)
 	u.mu.Unlock()
+	u.queueAcks(ids)
 }
 
-// publish leases and publishes batches until Inflight records are out, the
-// queue has nothing free, or a publish fails.
-func (u *Uplink) publish(ctx context.Context, inflight map[string]time.Time) {
-	for len(inflight) < u.cfg.Inflight {
-		n := min(u.cfg.Batch, u.cfg.Inflight-len(inflight))
+// publish leases and publishes batches until Inflight records are out
+// (awaiting PUBACK or receipt) or the queue has nothing free. Every Lease
+// hands out the alert lane first, so a hotlist hit put while a backlog
+// drains waits for one batch at most. When the window is full of reads
+// awaiting receipts (a slow or absent central side), alerts may still go,
+// up to Batch over the window: a hit must not wait for the backlog's
+// receipts.
+func (u *Uplink) publish(ctx context.Context, inflight map[string]sent, pending map[string]bool) {
+	out := func() int { return len(inflight) + len(pending) }
+	for out() < u.cfg.Inflight {
+		n := min(u.cfg.Batch, u.cfg.Inflight-out())
 		recs, err := u.q.Lease(n, u.cfg.ResendAfter)
 		if err != nil {
 			u.setError(fmt.Errorf("lease records: %w", err))
@@ -408,18 +618,31 @@ func (u *Uplink) publish(ctx context.Context, inflight map[string]time.Time) {
 			return
 		}
 		if len(recs) == 0 {
+			if out() == 0 {
+				u.mu.Lock()
+				u.alarmIdleLocked()
+				u.mu.Unlock()
+			}
 			return
 		}
-		if !u.publishBatch(ctx, recs, inflight) {
+		u.publishBatch(ctx, recs, pending)
+	}
+	for out() < u.cfg.Inflight+u.cfg.Batch {
+		recs, err := u.q.Lease(1, u.cfg.ResendAfter)
+		if err != nil || len(recs) == 0 {
 			return
 		}
+		if recs[0].Lane != spool.LaneAlert {
+			u.q.Release(recs[0].ID) // a read: it waits for room in the window
+			return
+		}
+		u.publishBatch(ctx, recs, pending)
 	}
 }
 
-// publishBatch publishes recs in order, then waits for their tokens. It
-// returns false when a publish failed; the failed record and the ones after
-// it are released.
-func (u *Uplink) publishBatch(ctx context.Context, recs []spool.Record, inflight map[string]time.Time) bool {
+// publishBatch publishes recs in order and starts a goroutine that awaits
+// their tokens and reports to the loop through u.results.
+func (u *Uplink) publishBatch(ctx context.Context, recs []spool.Record, pending map[string]bool) {
 	toks := make([]mqtt.Token, len(recs))
 	for i, r := range recs {
 		kind := TopicReads
@@ -427,47 +650,33 @@ func (u *Uplink) publishBatch(ctx context.Context, recs []spool.Record, inflight
 			kind = TopicAlerts
 		}
 		toks[i] = u.client.Publish(Topic(u.cfg.Device, kind), 1, false, r.Payload)
+		pending[r.ID] = false
 	}
-	var done []string
-	ok := true
-	for i, tok := range toks {
-		if err := waitToken(ctx, tok, u.cfg.PublishTimeout); err != nil {
-			rest := make([]string, 0, len(recs)-i)
-			for _, r := range recs[i:] {
-				rest = append(rest, r.ID)
-				delete(inflight, r.ID)
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		res := batchResult{recs: recs, n: len(recs), gens: make([]uint64, len(recs))}
+		for i, tok := range toks {
+			if err := waitToken(ctx, tok, u.cfg.PublishTimeout); err != nil {
+				res.n, res.err = i, err
+				break
 			}
-			u.q.Release(rest...)
-			if ctx.Err() == nil && !errors.Is(err, mqtt.ErrNotConnected) {
-				u.setError(fmt.Errorf("publish %s: %w", recs[i].ID, err))
-				u.log.Warn("publish failed; will retry", "id", recs[i].ID, "err", err)
-			}
-			ok = false
-			break
+			// The PUBACK came on the connection of the current gen: paho
+			// re-sends a PUBLISH whose PUBACK it missed when it resumes
+			// the session on the next connection, and the token completes
+			// there. A record acknowledged just before a loss is labelled
+			// with the new gen and so kept: if its receipt never comes it
+			// is re-sent after ResendAfter; nothing is lost either way.
+			u.mu.Lock()
+			res.gens[i] = u.gen
+			u.mu.Unlock()
 		}
-		inflight[recs[i].ID] = time.Now()
-		done = append(done, recs[i].ID)
-	}
-	if len(done) > 0 {
-		u.mu.Lock()
-		u.st.Published += uint64(len(done))
-		u.st.LastPublish = time.Now()
-		u.mu.Unlock()
-	}
-	if u.cfg.ReceiptMode == ReceiptModePuback && len(done) > 0 {
-		n, err := u.q.Ack(done...)
-		if err != nil {
-			u.setError(fmt.Errorf("ack published records: %w", err))
-			u.log.Error("ack published records", "err", err)
+		res.at = time.Now()
+		select {
+		case u.results <- res:
+		case <-ctx.Done(): // the loop has ended and released everything
 		}
-		for _, id := range done {
-			delete(inflight, id)
-		}
-		u.mu.Lock()
-		u.st.Acked += uint64(n)
-		u.mu.Unlock()
-	}
-	return ok
+	}()
 }
 
 // waitToken waits for tok, never longer than d, and returns its error.
@@ -484,7 +693,7 @@ func waitToken(ctx context.Context, tok mqtt.Token, d time.Duration) error {
 	}
 }
 
-func keys(m map[string]time.Time) []string {
+func keys(m map[string]sent) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

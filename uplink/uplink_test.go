@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,7 +43,7 @@ func putReads(t *testing.T, s *spool.Spool, n, alertEvery int) []string {
 		r.Plate = fmt.Sprintf("TST%04d", i)
 		lane := spool.LaneRead
 		if alertEvery > 0 && i%alertEvery == 0 {
-			r.Hotlist = Hotlist{Hit: true, List: "test"}
+			r.Hotlist = hitHotlist(r.Plate)
 			lane = spool.LaneAlert
 		}
 		b, err := json.Marshal(r)
@@ -55,6 +56,18 @@ func putReads(t *testing.T, s *spool.Spool, n, alertEvery int) []string {
 		ids = append(ids, r.ID)
 	}
 	return ids
+}
+
+// hitHotlist is the hotlist part of a valid hit on plate: an exact match of
+// the entry plate on list "test". It is decoded from JSON so the fixture
+// keeps up with the fields a hit must carry.
+func hitHotlist(plate string) Hotlist {
+	var h Hotlist
+	b := fmt.Appendf(nil, `{"hit":true,"list":"test","entry":%q,"match":"exact"}`, plate)
+	if err := json.Unmarshal(b, &h); err != nil {
+		panic(err)
+	}
+	return h
 }
 
 // collector records what a Receiver hands to onRead.
@@ -107,6 +120,13 @@ func startReceiver(t *testing.T, broker, store string, c *collector) *Receiver {
 
 func startUplink(t *testing.T, broker string, q Queue, mod func(*Config)) *Uplink {
 	t.Helper()
+	return startUplinkWith(t, broker, q, testLogger(t), mod)
+}
+
+// startUplinkWith starts an uplink of testDevice (unless mod changes it)
+// with short timeouts, closed at t.Cleanup.
+func startUplinkWith(t testing.TB, broker string, q Queue, logger *slog.Logger, mod func(*Config)) *Uplink {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Broker, cfg.Insecure = broker, true
 	cfg.Device = testDevice
@@ -116,7 +136,7 @@ func startUplink(t *testing.T, broker string, q Queue, mod func(*Config)) *Uplin
 	if mod != nil {
 		mod(&cfg)
 	}
-	u, err := New(cfg, q, testLogger(t))
+	u, err := New(cfg, q, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +151,7 @@ func startUplink(t *testing.T, broker string, q Queue, mod func(*Config)) *Uplin
 	return u
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {

@@ -33,6 +33,7 @@ type Agent struct {
 	reader *recognize.Recognizer
 	gnss   *gnss.Receiver
 	board  *boards.Board
+	guard  *guard
 	// boardHook lets tests put fake pins behind the board (boardstest).
 	boardHook func(*boards.Config)
 
@@ -95,11 +96,31 @@ func (a *Agent) Run(ctx context.Context, opt RunOptions) (err error) {
 	}
 	a.log.Info("spool open", "path", cfg.Spool.Path, "records", sp.Len(), "encrypted", ss.Encrypted, "full_policy", sopt.FullPolicy)
 
+	gc := gnss.DefaultConfig()
+	gc.Port, gc.StaleAfter = cfg.GNSS.Port, cfg.GNSS.StaleAfter
+	if cfg.GNSS.Baud > 0 {
+		gc.Baud = cfg.GNSS.Baud
+	} else {
+		gc.Baud = gnss.BaudAuto
+	}
+	a.gnss = gnss.New(gc, a.log.With("subsystem", "gnss")) // started below, once the sinks run
+
+	g, err := openGuard(cfg, a.wallNow, a.log.With("subsystem", "guard"))
+	if err != nil {
+		return err
+	}
+	a.guard = g
+	defer func() { err = errors.Join(err, g.Close()) }()
+	a.log.Info("privacy", "hits_only", g.hitsOnly.Load(), "crops", g.crops.Load(), "full_frames", cfg.Privacy.FullFrames,
+		"encrypted_at_rest", ss.Encrypted, "retention", cfg.Retention.MaxAge, "hotlist", g.hot != nil)
+
 	uc := uplink.DefaultConfig()
 	uc.Broker, uc.Device = cfg.Uplink.Broker, cfg.Device
 	uc.Username, uc.Password = cfg.Uplink.Username, cfg.Uplink.Password
 	uc.CAFile, uc.CertFile, uc.KeyFile, uc.Insecure = cfg.Uplink.CAFile, cfg.Uplink.CertFile, cfg.Uplink.KeyFile, cfg.Uplink.Insecure
 	uc.Batch, uc.Inflight, uc.ResendAfter, uc.ReceiptMode = cfg.Uplink.Batch, cfg.Uplink.Inflight, cfg.Uplink.ResendAfter, cfg.Uplink.ReceiptMode
+	uc.ReceiptAlarmAfter = cfg.Uplink.ReceiptAlarmAfter
+	uc.Subscriptions = g.subscriptions()
 	up, err := uplink.New(uc, sp, a.log.With("subsystem", "uplink"))
 	if err != nil {
 		return err
@@ -117,14 +138,6 @@ func (a *Agent) Run(ctx context.Context, opt RunOptions) (err error) {
 	a.reader = reader
 	defer reader.Close()
 
-	gc := gnss.DefaultConfig()
-	gc.Port, gc.StaleAfter = cfg.GNSS.Port, cfg.GNSS.StaleAfter
-	if cfg.GNSS.Baud > 0 {
-		gc.Baud = cfg.GNSS.Baud
-	} else {
-		gc.Baud = gnss.BaudAuto
-	}
-	a.gnss = gnss.New(gc, a.log.With("subsystem", "gnss"))
 	if cfg.GNSS.Port != "" {
 		if err := a.gnss.Start(sinkCtx); err != nil {
 			return fmt.Errorf("start gnss: %w", err)
@@ -259,7 +272,9 @@ func (a *Agent) camera(ctx context.Context, name string, r *capture.Runner, stop
 			}
 		}
 		a.board.FrameStart()
-		a.diag.thumbnail(name, f) // at most once a second per camera
+		if !a.guard.hitsOnly.Load() { // hits-only keeps no picture of passers-by, not even in memory
+			a.diag.thumbnail(name, f) // at most once a second per camera
+		}
 		if credit += a.board.Throttle(); credit < 1 {
 			a.throttled.Add(1)
 			f.Close()
@@ -287,7 +302,7 @@ func (a *Agent) recognizeFrame(f capture.Frame, log *slog.Logger) []recognize.Si
 	out := make([]recognize.Sighting, 0, len(plates))
 	for _, p := range plates {
 		s := recognize.Sighting{Plate: p}
-		if a.cfg.Privacy.Crops {
+		if a.guard.crops.Load() {
 			s.Crop = func() []byte {
 				crop, err := recognize.CropJPEG(f.Img, p.Box)
 				if err != nil {
@@ -314,6 +329,17 @@ func (a *Agent) recognizeFrame(f capture.Frame, log *slog.Logger) []recognize.Si
 // put is durable when it returns; a full spool is said loudly, never hidden.
 func (a *Agent) emit(ctx context.Context, camera string, p recognize.Pass, log *slog.Logger) {
 	rd := a.buildRead(camera, p)
+	lane := spool.LaneRead
+	if rd.Hotlist = a.guard.match(rd.Plate, rd.Time); rd.Hotlist.Hit {
+		lane = spool.LaneAlert
+		log.Warn("HOTLIST HIT", "id", rd.ID, "plate", rd.Plate, "entry", rd.Hotlist.Entry, "list", rd.Hotlist.List,
+			"reason", rd.Hotlist.Reason, "match", rd.Hotlist.Match, "camera", camera)
+	} else if a.guard.hitsOnly.Load() {
+		// Hits-only: the read is counted and forgotten; its text, crop and
+		// position are neither stored nor sent nor logged.
+		a.guard.discarded.Add(1)
+		return
+	}
 	payload, err := json.Marshal(rd)
 	if err != nil {
 		log.Error("encode read", "err", err)
@@ -321,7 +347,7 @@ func (a *Agent) emit(ctx context.Context, camera string, p recognize.Pass, log *
 	}
 	putCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := a.spool.Put(putCtx, spool.Record{ID: rd.ID, Lane: spool.LaneRead, Created: time.Now(), Payload: payload}); err != nil {
+	if err := a.spool.Put(putCtx, spool.Record{ID: rd.ID, Lane: lane, Created: time.Now(), Payload: payload}); err != nil {
 		a.notStored.Add(1)
 		if errors.Is(err, spool.ErrFull) {
 			log.Error("SPOOL FULL: READ NOT STORED; older reads are kept, new ones are refused until space returns",
@@ -350,7 +376,7 @@ func (a *Agent) buildRead(camera string, p recognize.Pass) uplink.Read {
 	for _, c := range p.Plate.Candidates {
 		rd.Candidates = append(rd.Candidates, uplink.Candidate{Plate: c.Text, Confidence: round3(c.Confidence)})
 	}
-	if a.cfg.Privacy.Crops {
+	if a.guard.crops.Load() {
 		rd.CropJPEG = p.Crop
 	}
 	if a.cfg.Privacy.FullFrames {
@@ -440,4 +466,16 @@ func spoolOptions(cfg Config) (spool.Options, error) {
 		}
 	}
 	return opt, nil
+}
+
+// wallNow is the wall clock: GNSS time once there is a fix (boards without
+// an RTC can boot years off), else the system clock.
+func (a *Agent) wallNow() time.Time {
+	now := time.Now()
+	if a.gnss != nil {
+		if wt, ok := a.gnss.History().WallTime(now); ok {
+			return wt
+		}
+	}
+	return now
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/alpr-agent/alpr-agent/boards"
 	"github.com/alpr-agent/alpr-agent/capture"
+	"github.com/alpr-agent/alpr-agent/hotlist"
 	"github.com/alpr-agent/alpr-agent/recognize"
 	"github.com/alpr-agent/alpr-agent/spool"
 )
@@ -31,8 +33,42 @@ type Config struct {
 	Retention RetentionConfig `yaml:"retention"`
 	Uplink    UplinkConfig    `yaml:"uplink"`
 	Privacy   PrivacyConfig   `yaml:"privacy"`
+	Hotlist   HotlistConfig   `yaml:"hotlist"`
+	Remote    RemoteConfig    `yaml:"remote_config"`
+	Audit     AuditConfig     `yaml:"audit"`
 	Board     BoardConfig     `yaml:"board"`
 	Diag      DiagConfig      `yaml:"diag"`
+}
+
+// HotlistConfig: signed hotlists arrive retained on alpr/v1/{device}/hotlist
+// and are matched on the device.
+type HotlistConfig struct {
+	// PublicKeyFile holds the Ed25519 public key(s) lists and remote config
+	// must be signed with. "" = no hotlist and no remote config.
+	PublicKeyFile string `yaml:"public_key_file"`
+	// Path keeps the last accepted list (default: hotlist.json beside the
+	// spool) so a unit booting offline still has it.
+	Path     string `yaml:"path"`
+	MaxBytes int    `yaml:"max_bytes"`
+	// MaxDistance is the fuzzy budget: a swap between confusable
+	// characters (O/0, B/8, ...) costs 0.25, any other edit 1. 0 = exact.
+	MaxDistance float64       `yaml:"max_distance"`
+	ClockSkew   time.Duration `yaml:"clock_skew"`
+}
+
+// RemoteConfig: signed config patches arrive retained on
+// alpr/v1/{device}/config (same key as the hotlist). Only the keys in
+// remotePatch (guard.go) may change remotely; a patch with any other key is refused.
+type RemoteConfig struct {
+	Path     string `yaml:"path"` // default: remote-config.json beside the spool
+	MaxBytes int    `yaml:"max_bytes"`
+}
+
+// AuditConfig: the append-only, hash-chained log of hotlist and config
+// changes and of diag requests that returned plate data. Always on.
+type AuditConfig struct {
+	Path        string `yaml:"path"`          // default: audit.log beside the spool
+	HMACKeyFile string `yaml:"hmac_key_file"` // optional: chain with HMAC-SHA256 under this key
 }
 
 // DiagConfig sets how often health is logged and sent on the diag topic,
@@ -137,6 +173,10 @@ type UplinkConfig struct {
 	Inflight    int           `yaml:"inflight"`
 	ResendAfter time.Duration `yaml:"resend_after"`
 	ReceiptMode string        `yaml:"receipt_mode"` // receipt (default) or puback
+	// ReceiptAlarmAfter raises the uplink alarm when published reads have
+	// waited this long without any receipt (a broker ACL silently dropping
+	// them, a central receiver down). 0 = max(2 min, 2 x resend_after).
+	ReceiptAlarmAfter time.Duration `yaml:"receipt_alarm_after"`
 }
 
 // PrivacyConfig holds what the device keeps and sends.
@@ -145,6 +185,9 @@ type PrivacyConfig struct {
 	// FullFrames includes the whole best frame in each read (stored in the
 	// spool and sent). Off by default: crops only.
 	FullFrames bool `yaml:"full_frames"`
+	// HitsOnly keeps and sends only reads that match the hotlist; other
+	// reads are counted, nothing more. Needs hotlist.public_key_file.
+	HitsOnly bool `yaml:"hits_only"`
 }
 
 // BoardConfig selects the board profile and its peripherals.
@@ -197,8 +240,10 @@ func DefaultConfig() Config {
 		GNSS:      GNSSConfig{Baud: 0, StaleAfter: 3 * time.Second},
 		Spool:     SpoolConfig{Path: "/var/lib/alpr-agent/spool.db", FullPolicy: string(spool.FullRefuse), KeyPeriod: time.Hour},
 		Retention: RetentionConfig{MaxAge: 72 * time.Hour},
-		Uplink:    UplinkConfig{Batch: 64, Inflight: 256, ResendAfter: 30 * time.Second, ReceiptMode: "receipt"},
+		Uplink:    UplinkConfig{Batch: 128, Inflight: 512, ResendAfter: 30 * time.Second, ReceiptMode: "receipt"},
 		Privacy:   PrivacyConfig{Crops: true},
+		Hotlist:   HotlistConfig{MaxBytes: hotlist.DefaultMaxBytes, MaxDistance: hotlist.DefaultMaxDistance, ClockSkew: hotlist.DefaultClockSkew},
+		Remote:    RemoteConfig{MaxBytes: hotlist.DefaultConfigMaxBytes},
 		Board:     BoardConfig{Profile: "none", SysfsRoot: "/sys"},
 		Diag:      DiagConfig{Interval: time.Minute, Listen: "127.0.0.1:8089"},
 	}
@@ -349,6 +394,21 @@ func (c Config) Validate() error {
 	if c.Spool.KeyPeriod <= 0 {
 		bad("spool.key_period", "must be positive")
 	}
+	if c.Hotlist.MaxBytes < 1 {
+		bad("hotlist.max_bytes", "must be positive")
+	}
+	if c.Hotlist.MaxDistance < 0 || c.Hotlist.MaxDistance > 2 {
+		bad("hotlist.max_distance", "%v: want 0 (exact) to 2", c.Hotlist.MaxDistance)
+	}
+	if c.Hotlist.ClockSkew < 0 {
+		bad("hotlist.clock_skew", "must not be negative")
+	}
+	if c.Remote.MaxBytes < 1 {
+		bad("remote_config.max_bytes", "must be positive")
+	}
+	if c.Privacy.HitsOnly && c.Hotlist.PublicKeyFile == "" {
+		bad("privacy.hits_only", "needs hotlist.public_key_file: without a signed hotlist every read would be discarded")
+	}
 	if c.Retention.MaxAge <= 0 {
 		bad("retention.max_age", "must be positive: no read may stay on the device forever")
 	}
@@ -366,6 +426,9 @@ func (c Config) Validate() error {
 	if c.Uplink.ResendAfter <= 0 {
 		bad("uplink.resend_after", "must be positive")
 	}
+	if c.Uplink.ReceiptAlarmAfter != 0 && c.Uplink.ReceiptAlarmAfter < c.Uplink.ResendAfter {
+		bad("uplink.receipt_alarm_after", "%v is shorter than uplink.resend_after %v (one re-send is normal)", c.Uplink.ReceiptAlarmAfter, c.Uplink.ResendAfter)
+	}
 	switch c.Uplink.ReceiptMode {
 	case "receipt", "puback":
 	default:
@@ -381,4 +444,13 @@ func (c Config) Validate() error {
 		bad("board", "%v", err)
 	}
 	return errors.Join(errs...)
+}
+
+// statePath is name in the spool's folder (the unit's state directory)
+// unless p is set.
+func statePath(c Config, p, name string) string {
+	if p != "" {
+		return p
+	}
+	return filepath.Join(filepath.Dir(c.Spool.Path), name)
 }

@@ -210,6 +210,7 @@ func (a *Agent) startDiag(ctx context.Context) (stop func(context.Context)) {
 	a.diag = newDiagState()
 	log := a.log.With("subsystem", "diag")
 	srv := newDiagServer(a.cfg.Diag, a.diag, func() Health { return a.health(a.diag.cameraRunners()) }, log)
+	srv.audit = a.guard.diagAccess
 	if err := srv.Start(ctx); err != nil {
 		log.Error("diag listener not started: no status page or metrics", "err", err)
 		a.diag = nil // nothing would show what it keeps
@@ -229,6 +230,9 @@ type diagServer struct {
 	log    *slog.Logger
 	state  *diagState
 	health func() Health
+	// audit records a request that returned plate data (what, how many);
+	// nil records nothing.
+	audit func(r *http.Request, what string, n int)
 
 	srv  *http.Server
 	ln   net.Listener
@@ -335,8 +339,10 @@ func (s *diagServer) status() diagStatus {
 	return st
 }
 
-func (s *diagServer) statusJSON(w http.ResponseWriter, _ *http.Request) {
-	b, err := json.MarshalIndent(s.status(), "", "  ")
+func (s *diagServer) statusJSON(w http.ResponseWriter, r *http.Request) {
+	st := s.status()
+	s.audited(r, "status.json", len(st.RecentReads))
+	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		http.Error(w, "encode status: "+err.Error(), http.StatusInternalServerError)
 		return
@@ -358,8 +364,17 @@ func (s *diagServer) cameraJPEG(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
+	s.audited(r, "camera frame", 1) // a live frame shows plates too
 	w.Header().Set("X-Frame-Age-Ms", strconv.FormatInt(time.Since(at).Milliseconds(), 10))
 	serveJPEG(w, jpeg)
+}
+
+// audited records a request that returned plate data (n > 0) in the audit
+// log. /metrics carries no plate data and is not recorded.
+func (s *diagServer) audited(r *http.Request, what string, n int) {
+	if s.audit != nil && n > 0 {
+		s.audit(r, what, n)
+	}
 }
 
 func (s *diagServer) readJPEG(w http.ResponseWriter, r *http.Request) {
@@ -373,6 +388,7 @@ func (s *diagServer) readJPEG(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no crop for read "+strconv.Quote(id)+" (not among the recent reads, or crops are off)", http.StatusNotFound)
 		return
 	}
+	s.audited(r, "read crop", 1)
 	// A read's crop never changes.
 	w.Header().Set("Cache-Control", "private, max-age=3600")
 	serveJPEG(w, jpeg)
@@ -437,6 +453,11 @@ func (s *diagServer) metrics(w http.ResponseWriter, _ *http.Request) {
 	m.gauge("alpr_reads_not_stored_total", "counter", "Reads lost because the spool refused them.", float64(h.Spool.NotStored))
 
 	m.gauge("alpr_uplink_connected", "gauge", "1 when the broker session is up and subscribed to receipts.", b2f(h.Uplink.Connected))
+	m.gauge("alpr_uplink_receipt_alarm", "gauge", "1 when published reads have waited too long for any receipt.", b2f(h.Uplink.Alarm != ""))
+	m.gauge("alpr_hotlist_entries", "gauge", "Entries of the hotlist in use.", float64(h.Privacy.HotlistEntries))
+	m.gauge("alpr_hotlist_hits_total", "counter", "Reads that matched the hotlist.", float64(h.Privacy.Hits))
+	m.gauge("alpr_hotlist_rejected_total", "counter", "Hotlist messages refused (signature, replay, size, format).", float64(h.Privacy.HotlistRejected))
+	m.gauge("alpr_reads_discarded_total", "counter", "Hits-only mode: non-hit reads counted and not kept.", float64(h.Privacy.Discarded))
 	m.gauge("alpr_uplink_in_flight", "gauge", "Reads published and awaiting a receipt.", float64(h.Uplink.InFlight))
 	m.gauge("alpr_uplink_reconnects_total", "counter", "Broker connections after the first.", float64(h.Uplink.Reconnects))
 	m.gauge("alpr_uplink_acked_total", "counter", "Reads confirmed by the central side and deleted.", float64(h.Uplink.Acked))
@@ -595,8 +616,9 @@ type diagPageData struct {
 	Stamp   int64 // defeats image caches between reloads
 }
 
-func (s *diagServer) page(w http.ResponseWriter, _ *http.Request) {
+func (s *diagServer) page(w http.ResponseWriter, r *http.Request) {
 	st := s.status()
+	s.audited(r, "status page", len(st.RecentReads))
 	sort.SliceStable(st.Cameras, func(i, j int) bool { return st.Cameras[i].Camera < st.Cameras[j].Camera })
 	var buf bytes.Buffer
 	if err := diagPage.Execute(&buf, diagPageData{diagStatus: st, Refresh: diagPageRefresh, Stamp: time.Now().UnixMilli()}); err != nil {

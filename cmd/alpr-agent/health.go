@@ -25,6 +25,7 @@ type Health struct {
 	Cameras   []CameraHealth       `json:"cameras"`
 	GNSS      GNSSHealth           `json:"gnss"`
 	Spool     SpoolHealth          `json:"spool"`
+	Privacy   PrivacyHealth        `json:"privacy"`
 	Uplink    UplinkHealth         `json:"uplink"`
 	Temps     []boards.Temperature `json:"temperatures"`
 	Board     []boards.Peripheral  `json:"peripherals"`
@@ -79,6 +80,10 @@ type UplinkHealth struct {
 	Acked         uint64 `json:"acked"`
 	LastReceiptMS int64  `json:"last_receipt_age_ms"` // -1 before the first receipt
 	LastError     string `json:"last_error,omitempty"`
+	// Alarm says why, when published reads have waited
+	// uplink.receipt_alarm_after without a receipt; AlarmAgeMS since when.
+	Alarm      string `json:"alarm,omitempty"`
+	AlarmAgeMS int64  `json:"alarm_age_ms,omitempty"`
 	// ReceiptLatency: publish to receipt, seconds, uplink.LatencyBuckets.
 	ReceiptLatency uplink.Histogram `json:"receipt_latency"`
 }
@@ -113,9 +118,15 @@ func (a *Agent) health(runners []*capture.Runner) Health {
 	if !ss.Oldest.IsZero() {
 		h.Spool.OldestAgeMS = now.Sub(ss.Oldest).Milliseconds()
 	}
+	if a.guard != nil {
+		h.Privacy = a.guard.health()
+	}
 	us := a.uplink.Status()
 	h.Uplink = UplinkHealth{Connected: us.Connected, InFlight: us.InFlight, Reconnects: us.Reconnects, Acked: us.Acked,
-		LastReceiptMS: ageMS(now, us.LastReceipt), LastError: us.LastError, ReceiptLatency: us.ReceiptLatency}
+		LastReceiptMS: ageMS(now, us.LastReceipt), LastError: us.LastError, ReceiptLatency: us.ReceiptLatency, Alarm: us.Alarm}
+	if us.Alarm != "" {
+		h.Uplink.AlarmAgeMS = now.Sub(us.AlarmSince).Milliseconds()
+	}
 	h.Temps = a.board.Temperatures()
 	h.Board = a.board.Peripherals()
 	return h

@@ -31,11 +31,15 @@ usage:
   alpr-agent bench [--region R] DIR     evaluate a labelled folder (accuracy, latency)
   alpr-agent gnss replay FILE           decode a receiver log, one JSON fix per line
   alpr-agent gnss --port DEV [--baud N] decode a live receiver
-  alpr-agent receive --broker URL       reference central receiver: store reads, send receipts
+  alpr-agent receive --broker URL [--store FILE] [--pg DSN] [--share GROUP]  reference central receiver: store reads, send receipts
   alpr-agent demo                       the whole chain on the bundled sample (make run)
   alpr-agent diag [--addr A] [--json]   the running agent's status (its diag.listen address)
   alpr-agent selftest --config FILE [--json]  check cameras, models, GNSS, broker, spool, clock, board
   alpr-agent version [--config F] [--json]  version, commit, build date, models and runtime with SHA-256s
+  alpr-agent hotlist keygen PRIV PUB    make a signing key pair for hotlists and remote config
+  alpr-agent hotlist sign [--kind hotlist|config] --key PRIV DOC   sign a document (publish it retained)
+  alpr-agent hotlist verify --pub PUB FILE  check a signed hotlist or config patch
+  alpr-agent audit verify [--hmac-key-file F] FILE  check the audit log's hash chain
 
 Run "alpr-agent COMMAND -h" for a command's flags.
 `
@@ -98,6 +102,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdDiag(ctx, rest, stdout, stderr)
 	case "selftest":
 		return cmdSelftest(ctx, rest, stdout, stderr)
+	case "hotlist":
+		return cmdHotlist(rest, stdout, stderr)
+	case "audit":
+		return cmdAudit(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		return cmdVersion(rest, stdout, stderr)
 	case "help", "-h", "--help":

@@ -1,9 +1,12 @@
 // Package mqtttest runs a real mosquitto broker for tests and demos.
 //
 // Start gives a test a broker on a free loopback port with a throwaway
-// config (anonymous access, no persistence), stopped at t.Cleanup. Stop and
-// Restart (same port) simulate an outage. When mosquitto is not installed the
-// test is skipped, unless CI=true, where it fails: CI must install it.
+// config (anonymous access, no persistence unless WithPersistence), stopped
+// at t.Cleanup. Stop and Restart (same port) simulate an outage, Kill a
+// crash (SIGKILL: nothing is saved), Reload a SIGHUP (mosquitto 2.0 re-reads
+// its config file: ACL and password files, log settings, but not listeners
+// or persistence). When mosquitto is not installed the test is skipped,
+// unless CI=true, where it fails: CI must install it.
 //
 // StartProcess is the same without testing.TB, for demo programs.
 package mqtttest
@@ -33,8 +36,9 @@ var ErrNotInstalled = errors.New("mosquitto not installed")
 type Option func(*options)
 
 type options struct {
-	binary string
-	extra  string
+	binary  string
+	extra   string
+	persist bool
 }
 
 // WithBinary runs the mosquitto binary at path.
@@ -42,6 +46,12 @@ func WithBinary(path string) Option { return func(o *options) { o.binary = path 
 
 // WithConfig appends lines to the generated mosquitto.conf.
 func WithConfig(lines string) Option { return func(o *options) { o.extra = lines } }
+
+// WithPersistence makes the broker save sessions, subscriptions and queued
+// QoS 1 messages to mosquitto.db in its directory: on Stop (SIGTERM) and
+// every autosave_interval (default 1800 s; add a shorter one WithConfig).
+// A Kill loses what was not saved yet.
+func WithPersistence() Option { return func(o *options) { o.persist = true } }
 
 // Broker is a running (or stopped) mosquitto process.
 type Broker struct {
@@ -128,7 +138,11 @@ func newBroker(dir string, opts []Option) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{dir: dir, port: port, opt: o}
-	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n", port)
+	persistence := "persistence false\n"
+	if o.persist {
+		persistence = fmt.Sprintf("persistence true\npersistence_location %s/\n", dir)
+	}
+	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n%slog_dest stderr\nlog_type error\nlog_type warning\n", port, persistence)
 	if os.Geteuid() == 0 {
 		// mosquitto drops root to user "mosquitto", who cannot read a
 		// private temp dir.
@@ -216,8 +230,42 @@ func (b *Broker) Stop() error {
 	return nil
 }
 
-// Restart starts a stopped broker again on the same port. The new broker
-// has no sessions: persistence is off.
+// Kill ends the broker with SIGKILL, as a crash or power cut would: a
+// persistent broker loses what it has not saved. Its port stays reserved
+// for Restart. Killing a stopped broker is a no-op.
+func (b *Broker) Kill() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cmd == nil {
+		return nil
+	}
+	_ = b.cmd.Process.Kill()
+	<-b.exited
+	b.cmd = nil
+	return nil
+}
+
+// Reload sends SIGHUP: mosquitto re-reads its config file (ACL and password
+// files among what 2.0 reloads) without dropping clients.
+func (b *Broker) Reload() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cmd == nil {
+		return fmt.Errorf("reload mosquitto: not running")
+	}
+	if err := b.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		return fmt.Errorf("reload mosquitto: %w", err)
+	}
+	return nil
+}
+
+// Dir returns the directory holding mosquitto.conf (and mosquitto.db with
+// WithPersistence); tests may put ACL files there.
+func (b *Broker) Dir() string { return b.dir }
+
+// Restart starts a stopped broker again on the same port. Without
+// WithPersistence the new broker has no sessions: queued QoS 1 messages and
+// subscriptions of the old one are gone.
 func (b *Broker) Restart() error {
 	if err := b.Stop(); err != nil {
 		return err

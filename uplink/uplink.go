@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -72,6 +73,7 @@ type Uplink struct {
 	gen      uint64 // bumped on every connection loss
 	ready    bool
 	receipts []string
+	alarms   []string // carried by the retained online status
 	toAck    []string // receipted (or, in puback mode, PUBACKed): to delete
 	// The receipt alarm (alarm.go): when the wait for a receipt began, and
 	// st.Published then.
@@ -143,6 +145,36 @@ type statusMsg struct {
 	State  string `json:"state"`
 	Device string `json:"device"`
 	Time   string `json:"time,omitempty"`
+	// Alarms are conditions central should see without subscribing to
+	// diag (spool full, damaged spool moved aside, no receipts).
+	Alarms []string `json:"alarms,omitempty"`
+}
+
+// SetAlarms sets the alarms carried by the retained online status and
+// republishes it when they change (at the next connection if the broker is
+// away). The caller owns the wording; nil clears them.
+func (u *Uplink) SetAlarms(ctx context.Context, alarms []string) error {
+	u.mu.Lock()
+	same := slices.Equal(u.alarms, alarms)
+	u.alarms = slices.Clone(alarms)
+	ready := u.ready
+	u.mu.Unlock()
+	if same || !ready {
+		return nil
+	}
+	return u.publishOnline(ctx, u.client)
+}
+
+// publishOnline publishes the retained online status with the alarms.
+func (u *Uplink) publishOnline(ctx context.Context, c mqtt.Client) error {
+	u.mu.Lock()
+	msg := statusMsg{State: "online", Device: u.cfg.Device, Time: time.Now().UTC().Format(timeLayout), Alarms: u.alarms}
+	u.mu.Unlock()
+	b, _ := json.Marshal(msg)
+	if err := waitToken(ctx, c.Publish(Topic(u.cfg.Device, TopicStatus), 1, true, b), u.cfg.PublishTimeout); err != nil {
+		return fmt.Errorf("publish status: %w", err)
+	}
+	return nil
 }
 
 // Start connects in the background, retrying with capped exponential
@@ -292,8 +324,7 @@ func (u *Uplink) onConnect(c mqtt.Client) {
 		u.setError(err)
 		u.log.Error("subscribe hotlist/config", "err", err)
 	}
-	b, _ := json.Marshal(statusMsg{State: "online", Device: u.cfg.Device, Time: time.Now().UTC().Format(timeLayout)})
-	if err := waitToken(context.Background(), c.Publish(Topic(u.cfg.Device, TopicStatus), 1, true, b), u.cfg.PublishTimeout); err != nil {
+	if err := u.publishOnline(context.Background(), c); err != nil {
 		u.log.Warn("publish online status failed", "err", err)
 	}
 

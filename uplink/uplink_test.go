@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -311,11 +312,28 @@ func TestUplink_StatusAndClose(t *testing.T) {
 			return statusMsg{}
 		}
 	}
-	if st := next(); st.State != "online" || st.Device != testDevice {
-		t.Fatalf("retained status = %+v, want online", st)
+	if st := next(); st.State != "online" || st.Device != testDevice || len(st.Alarms) != 0 {
+		t.Fatalf("retained status = %+v, want online without alarms", st)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	// Alarms ride on the retained status, republished when they change.
+	alarm := []string{"spool full: max_bytes 1048576 reached; new reads refused"}
+	if err := u.SetAlarms(ctx, alarm); err != nil {
+		t.Fatalf("SetAlarms: %v", err)
+	}
+	if st := next(); st.State != "online" || !slices.Equal(st.Alarms, alarm) {
+		t.Fatalf("status after SetAlarms = %+v, want online with %q", st, alarm)
+	}
+	if err := u.SetAlarms(ctx, alarm); err != nil { // unchanged: nothing published
+		t.Fatal(err)
+	}
+	if err := u.SetAlarms(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if st := next(); len(st.Alarms) != 0 {
+		t.Fatalf("status after clearing = %+v, want no alarms (and no republish of the unchanged set before it)", st)
+	}
 	if err := u.PublishDiag(ctx, []byte(`{"temp_c":41}`)); err != nil {
 		t.Fatalf("PublishDiag: %v", err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/alpr-agent/alpr-agent/boards"
@@ -135,8 +136,11 @@ func (a *Agent) health(runners []*capture.Runner) Health {
 // reportHealth logs and publishes Health every interval until ctx ends.
 // The diag topic is QoS 0: a missed health report is replaced by the next.
 func (a *Agent) reportHealth(ctx context.Context, every time.Duration, runners []*capture.Runner) {
-	t := time.NewTicker(every)
+	// Alarms are checked every couple of seconds so central hears of a full
+	// spool at once; the whole health document goes every interval.
+	t := time.NewTicker(min(every, alarmCheckEvery))
 	defer t.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -144,6 +148,13 @@ func (a *Agent) reportHealth(ctx context.Context, every time.Duration, runners [
 		case <-t.C:
 		}
 		h := a.health(runners)
+		if err := a.uplink.SetAlarms(ctx, healthAlarms(h)); err != nil {
+			a.log.Debug("publish status alarms", "err", err)
+		}
+		if time.Since(last) < every {
+			continue
+		}
+		last = time.Now()
 		a.log.Info("health", "reads", h.Reads, "spool", h.Spool.Records, "uplink", h.Uplink.Connected,
 			"gnss_fix", h.GNSS.HasFix, "cameras", len(h.Cameras))
 		if b, err := json.Marshal(h); err == nil {
@@ -152,4 +163,26 @@ func (a *Agent) reportHealth(ctx context.Context, every time.Duration, runners [
 			}
 		}
 	}
+}
+
+// alarmCheckEvery is how often the status topic's alarms are refreshed.
+const alarmCheckEvery = 2 * time.Second
+
+// healthAlarms are the conditions the retained status topic carries:
+// what central must see even when nobody reads the diag topic.
+func healthAlarms(h Health) []string {
+	var out []string
+	if h.Spool.Full {
+		out = append(out, "spool full: new reads are refused ("+h.Spool.FullCause+")")
+	}
+	if h.Spool.MovedAside != "" {
+		out = append(out, "damaged spool file moved aside to "+h.Spool.MovedAside+": "+h.Spool.MovedAsideReason)
+	}
+	if h.Spool.NotStored > 0 {
+		out = append(out, fmt.Sprintf("%d read(s) lost: the spool refused them", h.Spool.NotStored))
+	}
+	if h.Uplink.Alarm != "" {
+		out = append(out, "uplink: "+h.Uplink.Alarm)
+	}
+	return out
 }

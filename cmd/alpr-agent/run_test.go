@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -135,4 +136,87 @@ diag: {interval: 1s}
 	}
 	t.Logf("reads received %d, left in spool %d", len(reads), sp.Len())
 	sp.Close()
+}
+
+// TestRun_SpoolFullSaysSo: with the spool at its cap (the reads already in
+// it never receipted: no central receiver), new reads are refused and the
+// agent says so in its health and on the retained status topic; the reads
+// already stored are kept.
+func TestRun_SpoolFullSaysSo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the recognizer on a clip")
+	}
+	cfg := loopingClipConfig(t)
+	cfg.Device = "unit-full-1"
+	cfg.Diag = DiagConfig{Interval: time.Second}
+	// Fill the spool close to the cap before the agent starts.
+	sp, err := spool.Open(cfg.Spool.Path, spool.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const filler = 20
+	for i := range filler {
+		rd := uplink.Read{V: 1, ID: uplink.NewID(), Device: cfg.Device, Camera: "front", Plate: fmt.Sprintf("OLD%03d", i),
+			Confidence: 0.9, Time: time.Now(), TimeSource: "system", Frames: 2, CropJPEG: make([]byte, 2000)}
+		b, _ := json.Marshal(rd)
+		if err := sp.Put(t.Context(), spool.Record{ID: rd.ID, Payload: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg.Spool.MaxBytes = sp.Stats().Bytes + 512 // no room for a read with a crop
+	sp.Close()
+
+	status := make(chan []byte, 16)
+	sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(cfg.Uplink.Broker).SetClientID("status-watch"))
+	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer sub.Disconnect(100)
+	if tok := sub.Subscribe(uplink.Topic(cfg.Device, uplink.TopicStatus), 1, func(_ mqtt.Client, m mqtt.Message) {
+		select {
+		case status <- m.Payload():
+		default:
+		}
+	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+
+	a := NewAgent(cfg, silentLogger())
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, RunOptions{DrainTimeout: time.Second}) }()
+	deadline := time.After(3 * time.Minute)
+	for saw := false; !saw; {
+		select {
+		case b := <-status:
+			var st struct {
+				State  string   `json:"state"`
+				Alarms []string `json:"alarms"`
+			}
+			json.Unmarshal(b, &st)
+			for _, al := range st.Alarms {
+				saw = saw || (st.State == "online" && strings.Contains(al, "spool full"))
+			}
+		case err := <-done:
+			t.Fatalf("agent stopped: %v", err)
+		case <-deadline:
+			t.Fatal("no 'spool full' alarm on the status topic within 3 minutes")
+		}
+	}
+	h := a.health(nil)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if !h.Spool.Full || h.Spool.Refused == 0 || h.Spool.NotStored == 0 || !strings.Contains(h.Spool.FullCause, "max_bytes") {
+		t.Errorf("spool health = %+v, want full (max_bytes) with refused and not-stored reads", h.Spool)
+	}
+	sp, err = spool.Open(cfg.Spool.Path, spool.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	if sp.Len() != filler {
+		t.Errorf("spool holds %d reads after the run, want the %d stored before it", sp.Len(), filler)
+	}
 }

@@ -40,6 +40,9 @@ type Agent struct {
 	readerMu  sync.Mutex // one Recognize at a time: sessions are shared by cameras
 	reads     atomic.Int64
 	throttled atomic.Int64 // frames skipped while the CPU was too hot
+	// gates are the cameras' motion gates by camera name (absent when
+	// off); set before the cameras start, read-only after.
+	gates map[string]*capture.MotionGate
 	notStored atomic.Uint64 // reads the spool refused (full disk): lost, and said so
 
 	// diag holds what the diag page shows besides Health (recent reads,
@@ -167,6 +170,18 @@ func (a *Agent) Run(ctx context.Context, opt RunOptions) (err error) {
 	stopCapture := make(chan struct{})
 	var wg sync.WaitGroup
 	var runners []*capture.Runner
+	a.gates = map[string]*capture.MotionGate{}
+	for _, cam := range cfg.Cameras {
+		if !cam.Motion.enabled() {
+			continue
+		}
+		g, err := capture.NewMotionGate(cam.Motion.MotionConfig)
+		if err != nil {
+			return fmt.Errorf("camera %s: %w", cam.Name, err)
+		}
+		defer g.Close()
+		a.gates[cam.Name] = g
+	}
 	for _, cam := range cfg.Cameras {
 		r := capture.NewRunner(cam.captureConfig(), cam.Queue, a.log.With("subsystem", "capture", "camera", cam.Name))
 		if err := r.Start(ctx); err != nil {
@@ -176,7 +191,7 @@ func (a *Agent) Run(ctx context.Context, opt RunOptions) (err error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.camera(ctx, cam.Name, r, stopCapture)
+			a.camera(ctx, cam.Name, r, a.gates[cam.Name], stopCapture)
 		}()
 	}
 	a.diag.setRunners(runners)
@@ -247,8 +262,9 @@ func ctxDoneUnlessUntilEOF(ctx context.Context, opt RunOptions) <-chan struct{} 
 	return nil
 }
 
-// camera runs recognition and tracking for one camera's frames.
-func (a *Agent) camera(ctx context.Context, name string, r *capture.Runner, stop <-chan struct{}) {
+// camera runs recognition and tracking for one camera's frames; gate, if
+// not nil, keeps frames without motion from the recognizer.
+func (a *Agent) camera(ctx context.Context, name string, r *capture.Runner, gate *capture.MotionGate, stop <-chan struct{}) {
 	tc := recognize.DefaultTrackerConfig()
 	tc.MaxGap, tc.MaxDuration, tc.MinFrames = a.cfg.Tracker.MaxGap, a.cfg.Tracker.MaxDuration, a.cfg.Tracker.MinFrames
 	tracker := recognize.NewTracker(tc)
@@ -274,6 +290,18 @@ func (a *Agent) camera(ctx context.Context, name string, r *capture.Runner, stop
 		a.board.FrameStart()
 		if !a.guard.hitsOnly.Load() { // hits-only keeps no picture of passers-by, not even in memory
 			a.diag.thumbnail(name, f) // at most once a second per camera
+		}
+		if gate != nil {
+			if pass, _ := gate.Check(f); !pass {
+				// Nothing moved: no detection, but the tracker learns that
+				// time went by, so a pass whose plate left ends on time.
+				passes := tracker.Observe(f.Time, f.Seq, nil)
+				f.Close()
+				for _, p := range passes {
+					a.emit(ctx, name, p, log)
+				}
+				continue
+			}
 		}
 		if credit += a.board.Throttle(); credit < 1 {
 			a.throttled.Add(1)

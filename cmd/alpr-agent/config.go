@@ -103,8 +103,20 @@ type CameraConfig struct {
 	Stream      capture.StreamOptions `yaml:"stream"`    // rtsp, gstreamer
 	Realtime    *bool                 `yaml:"realtime"`  // file/images: pace at fps (default true)
 	Loop        bool                  `yaml:"loop"`
-	Queue       int                   `yaml:"queue"` // frames buffered between capture and recognition
+	Queue       int                   `yaml:"queue"`  // frames buffered between capture and recognition
+	Motion      MotionConfig          `yaml:"motion"` // motion gate in front of recognition
 }
+
+// MotionConfig is a camera's motion gate: frames without motion in the
+// zone are not recognized. capture.MotionConfig documents the keys (zone,
+// mask, threshold, pixel_delta, downscale, keepalive, hold, learn).
+type MotionConfig struct {
+	Enabled              *bool `yaml:"enabled"` // default true
+	capture.MotionConfig `yaml:",inline"`
+}
+
+// enabled says whether the camera's frames go through a motion gate.
+func (m MotionConfig) enabled() bool { return m.Enabled == nil || *m.Enabled }
 
 // captureConfig is the camera as the capture package takes it.
 func (c CameraConfig) captureConfig() capture.Config {
@@ -350,6 +362,14 @@ func (c Config) Validate() error {
 		}
 		if cam.Queue < 0 {
 			bad(key+".queue", "must not be negative")
+		}
+		if err := cam.Motion.MotionConfig.Validate(); err != nil {
+			bad(key+".motion", "%v", err)
+		}
+		if m := cam.Motion.Mask; m != "" && cam.Motion.enabled() {
+			if _, err := os.Stat(m); err != nil {
+				bad(key+".motion.mask", "%v", err)
+			}
 		}
 	}
 	if c.Recognize.Threads < 1 || c.Recognize.Threads > 16 {

@@ -31,6 +31,9 @@ func TestExampleConfigs(t *testing.T) {
 			if !kinds["rtsp"] || !kinds["gige"] {
 				t.Errorf("the pole example shows an RTSP and a GigE camera, got %v", kinds)
 			}
+			if m := cfg.Cameras[0].Motion; !m.enabled() || len(m.Zone) != 1 || m.KeepAlive != 2*time.Second {
+				t.Errorf("the pole example shows a motion zone: %+v", m)
+			}
 			if cfg.Board.Ignition || cfg.Board.Profile != "none" {
 				t.Errorf("a pole PC has no ignition or GPIO: %+v", cfg.Board)
 			}

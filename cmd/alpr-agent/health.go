@@ -36,6 +36,8 @@ type Health struct {
 type CameraHealth struct {
 	capture.Stats
 	LastFrameAgeMS int64 `json:"last_frame_age_ms"` // -1 before the first frame
+	// Motion counts the motion gate's decisions; absent when it is off.
+	Motion *capture.MotionStats `json:"motion,omitempty"`
 }
 
 // GNSSHealth is the receiver's state.
@@ -103,7 +105,12 @@ func (a *Agent) health(runners []*capture.Runner) Health {
 		Throttled: a.throttled.Load(), Throttle: a.board.Throttle()}
 	for _, r := range runners {
 		st := r.Stats()
-		h.Cameras = append(h.Cameras, CameraHealth{Stats: st, LastFrameAgeMS: ageMS(now, st.LastFrame)})
+		ch := CameraHealth{Stats: st, LastFrameAgeMS: ageMS(now, st.LastFrame)}
+		if g := a.gates[st.Camera]; g != nil {
+			ms := g.Stats()
+			ch.Motion = &ms
+		}
+		h.Cameras = append(h.Cameras, ch)
 	}
 	gs := a.gnss.Status()
 	h.GNSS = GNSSHealth{Enabled: gs.Enabled, PortOpen: gs.PortOpen, HasFix: gs.HasFix, FixAgeMS: ageMS(now, gs.LastFixAt),

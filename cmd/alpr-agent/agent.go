@@ -42,7 +42,7 @@ type Agent struct {
 	throttled atomic.Int64 // frames skipped while the CPU was too hot
 	// gates are the cameras' motion gates by camera name (absent when
 	// off); set before the cameras start, read-only after.
-	gates map[string]*capture.MotionGate
+	gates     map[string]*capture.MotionGate
 	notStored atomic.Uint64 // reads the spool refused (full disk): lost, and said so
 
 	// diag holds what the diag page shows besides Health (recent reads,

@@ -364,3 +364,50 @@ func TestRun_HitsOnlyEncrypted(t *testing.T) {
 		t.Errorf("audit: list seq 2 accepted %v, uplink patch refused %v", sawList, sawPatch)
 	}
 }
+
+// TestSelftest_Privacy: the installer's check names the list in use, says
+// when none has come yet, and fails on a tampered audit log or a list the
+// agent would refuse.
+func TestSelftest_Privacy(t *testing.T) {
+	dir := t.TempDir()
+	pub, priv := signingKey(t, dir)
+	cfg := DefaultConfig()
+	cfg.Device = "unit-1"
+	cfg.Spool.Path = filepath.Join(dir, "spool.db")
+	cfg.Hotlist.PublicKeyFile = pub
+	now := time.Now()
+
+	r := checkPrivacy(cfg, now)
+	if r.Status != statusWarn || !strings.Contains(r.Reason, "no hotlist received yet") || !strings.Contains(r.Reason, "not encrypted") {
+		t.Errorf("before any list: %+v", r)
+	}
+	g, err := openGuard(cfg, time.Now, silentLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.onHotlist(context.Background(), signedList(t, priv, 4, hotlist.Entry{Plate: "7KMR415"})); err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	key := filepath.Join(dir, "spool.key")
+	os.WriteFile(key, bytes.Repeat([]byte{1}, 32), 0o600)
+	cfg.Spool.KeyFile = key
+	if r := checkPrivacy(cfg, now); r.Status != statusPass || !strings.Contains(r.Reason, `"stolen" #4, 1 entries`) || !strings.Contains(r.Reason, "audit log intact, 1 entries") {
+		t.Errorf("with a list: %+v", r)
+	}
+
+	logPath := statePath(cfg, "", "audit.log")
+	raw, _ := os.ReadFile(logPath)
+	os.WriteFile(logPath, bytes.Replace(raw, []byte(`"seq":4`), []byte(`"seq":5`), 1), 0o600)
+	if r := checkPrivacy(cfg, now); r.Status != statusFail || !strings.Contains(r.Reason, "audit log") {
+		t.Errorf("tampered audit log: %+v", r)
+	}
+	os.WriteFile(logPath, raw, 0o600)
+
+	// A list signed by someone else, planted in the state folder.
+	_, other := signingKey(t, t.TempDir())
+	os.WriteFile(statePath(cfg, "", "hotlist.json"), signedList(t, other, 9, hotlist.Entry{Plate: "AAA111"}), 0o600)
+	if r := checkPrivacy(cfg, now); r.Status != statusFail || !strings.Contains(r.Reason, "hotlist") {
+		t.Errorf("foreign list: %+v", r)
+	}
+}

@@ -25,10 +25,12 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 	"gocv.io/x/gocv"
 
+	"github.com/alpr-agent/alpr-agent/audit"
 	"github.com/alpr-agent/alpr-agent/boards"
 	"github.com/alpr-agent/alpr-agent/capture"
 	"github.com/alpr-agent/alpr-agent/capture/capturetest"
 	"github.com/alpr-agent/alpr-agent/gnss"
+	"github.com/alpr-agent/alpr-agent/hotlist"
 	"github.com/alpr-agent/alpr-agent/recognize"
 	"github.com/alpr-agent/alpr-agent/spool"
 	"github.com/alpr-agent/alpr-agent/uplink"
@@ -230,6 +232,7 @@ func selftestChecks(cfg Config) []*selfCheck {
 	})
 	add("broker", nil, func(ctx context.Context) checkResult { return checkBroker(ctx, cfg) })
 	add("spool", nil, func(context.Context) checkResult { return checkSpool(cfg.Spool, cfg.Retention, time.Now()) })
+	add("privacy", nil, func(context.Context) checkResult { return checkPrivacy(cfg, time.Now()) })
 	add("clock", g.done, func(context.Context) checkResult { return checkClock(gnssOut.Load(), cfg.GNSS.Port != "", time.Now()) })
 	add("board", nil, func(ctx context.Context) checkResult { return checkBoard(ctx, cfg.Board) })
 	return checks
@@ -987,4 +990,70 @@ func checkBoard(ctx context.Context, bcfg BoardConfig) checkResult {
 		r = passf("%s", strings.Join(parts, "; "))
 	}
 	return r
+}
+
+// checkPrivacy: what the unit enforces on itself. The hotlist key and the
+// list in use (it matches nothing when there is none), and the audit log's
+// chain. It reads, never writes: the running agent owns both files.
+func checkPrivacy(cfg Config, now time.Time) checkResult {
+	var parts, warns []string
+	mode := "all reads"
+	if cfg.Privacy.HitsOnly {
+		mode = "hits only"
+	}
+	parts = append(parts, mode)
+	if cfg.Spool.KeyFile == "" {
+		warns = append(warns, "spool not encrypted at rest (spool.key_file)")
+	}
+	if cfg.Privacy.FullFrames {
+		warns = append(warns, "full frames are stored and sent (privacy.full_frames)")
+	}
+	if cfg.Hotlist.PublicKeyFile == "" {
+		parts = append(parts, "no hotlist (hotlist.public_key_file unset)")
+	} else {
+		keys, err := hotlist.ReadPublicKeys(cfg.Hotlist.PublicKeyFile)
+		if err != nil {
+			return failf("provision the central side's public key (alpr-agent hotlist keygen makes the pair)", "hotlist.public_key_file: %v", err)
+		}
+		path := statePath(cfg, cfg.Hotlist.Path, "hotlist.json")
+		switch msg, err := os.ReadFile(path); {
+		case errors.Is(err, os.ErrNotExist):
+			warns = append(warns, "no hotlist received yet: nothing can match until central publishes one")
+		case err != nil:
+			return failf("the agent's user must be able to read its state folder", "read %s: %v", path, err)
+		default:
+			_, keyID, doc, err := hotlist.Inspect(msg, keys, cfg.Hotlist.MaxBytes)
+			if err != nil {
+				return failf("the agent refuses it too: central must publish a list signed with a key in hotlist.public_key_file", "hotlist %s: %v", path, err)
+			}
+			d, err := hotlist.ParseDocument(doc)
+			if err != nil {
+				return failf("central must publish a valid list", "hotlist %s: %v", path, err)
+			}
+			parts = append(parts, fmt.Sprintf("hotlist %q #%d, %d entries, key %s, issued %v ago", d.Name, d.Seq, len(d.Entries), keyID, roundDuration(now.Sub(d.Issued)).Round(time.Minute)))
+		}
+	}
+	apath := statePath(cfg, cfg.Audit.Path, "audit.log")
+	var key []byte
+	if cfg.Audit.HMACKeyFile != "" {
+		k, err := spool.LoadKeyFile(cfg.Audit.HMACKeyFile)
+		if err != nil {
+			return failf("provision the audit key (32 random bytes, mode 0600)", "audit.hmac_key_file: %v", err)
+		}
+		key = k
+	}
+	switch rep, err := audit.VerifyKey(apath, key); {
+	case errors.Is(err, os.ErrNotExist):
+		parts = append(parts, "no audit log yet (the agent creates it)")
+	case err != nil && rep.TruncatedTail:
+		warns = append(warns, fmt.Sprintf("audit log's last line is cut short (power cut?): the agent records it at its next start (%d entries intact)", rep.Entries))
+	case err != nil:
+		return failf("keep the file as evidence and report it: the agent will not append to a tampered log", "audit log %s: %v", apath, err)
+	default:
+		parts = append(parts, fmt.Sprintf("audit log intact, %d entries", rep.Entries))
+	}
+	if len(warns) > 0 {
+		return warnf("review the privacy settings in the config", "%s (%s)", strings.Join(warns, "; "), strings.Join(parts, ", "))
+	}
+	return passf("%s", strings.Join(parts, ", "))
 }

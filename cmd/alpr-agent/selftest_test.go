@@ -161,8 +161,8 @@ board: {profile: none, sysfs_root: %q}
 	if err := json.Unmarshal([]byte(jout), &rep); err != nil {
 		t.Fatalf("--json output does not parse: %v\n%s", err, jout)
 	}
-	if rep.Fail != 0 || rep.Pass+rep.Warn != len(rep.Checks) || len(rep.Checks) != 8 {
-		t.Errorf("--json = %+v, want 8 checks, none failing", rep)
+	if rep.Fail != 0 || rep.Pass+rep.Warn != len(rep.Checks) || len(rep.Checks) != 9 {
+		t.Errorf("--json = %+v, want 9 checks, none failing", rep)
 	}
 	for _, c := range rep.Checks {
 		if c.Name == "" || c.Reason == "" || (c.Status != statusPass && c.Hint == "") {

@@ -23,10 +23,11 @@ type charset struct {
 	columns int
 	space   int
 	groups  [len(alnum)][]int
+	keys    []string // column i+1 is keys[i]; for the unrestricted decode
 }
 
 func newCharset(keys []string) *charset {
-	cs := &charset{columns: len(keys) + 2, space: len(keys) + 1}
+	cs := &charset{columns: len(keys) + 2, space: len(keys) + 1, keys: keys}
 	for i, k := range keys {
 		r := []rune(k)
 		if len(r) != 1 {
@@ -123,4 +124,40 @@ func altChar(alt, best int) byte {
 		return 0
 	}
 	return alnum[alt]
+}
+
+// ctcDecodeAll is plain greedy CTC decoding over every column of the
+// model (CJK, punctuation and all), as PaddleOCR does: the text and its
+// mean character probability. ModePlain uses it; it is the reference the
+// restricted decoding is measured against.
+func ctcDecodeAll(probs []float32, steps int, cs *charset) (string, float64) {
+	var b strings.Builder
+	var sum float64
+	n := 0
+	prev := 0
+	C := cs.columns
+	for t := 0; t < steps; t++ {
+		row := probs[t*C : (t+1)*C]
+		best, bestP := 0, row[0]
+		for c := 1; c < C; c++ {
+			if row[c] > bestP {
+				best, bestP = c, row[c]
+			}
+		}
+		if best != 0 && best != prev {
+			switch {
+			case best == cs.space:
+				b.WriteByte(' ')
+			case best-1 < len(cs.keys):
+				b.WriteString(cs.keys[best-1])
+			}
+			sum += float64(bestP)
+			n++
+		}
+		prev = best
+	}
+	if n == 0 {
+		return "", 0
+	}
+	return b.String(), sum / float64(n)
 }

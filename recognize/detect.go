@@ -8,19 +8,29 @@ import (
 	"gocv.io/x/gocv"
 )
 
-// DB post-processing parameters (PaddleOCR's defaults, unclip a little
-// larger so the crop keeps the characters' edges).
+// DB post-processing limits.
 const (
-	detThresh     = 0.3 // pixel is text when its probability is above
-	detBoxThresh  = 0.5 // mean probability inside a box to keep it
 	detMinSide    = 3   // smallest box side in detector pixels
 	detMaxBoxes   = 200 // contours examined per image
 	maxCropsImage = 12  // text boxes recognised per image, largest first
 )
 
-// detUnclip is the DB unclip ratio. Measured on the us set: 1.5-1.6 read
-// best; 2.0 lets neighbouring marks into the crop.
-const detUnclip = 1.6
+// dbParams are the DB post-processing thresholds.
+type dbParams struct {
+	Thresh    float32 // pixel is text when its probability is above
+	BoxThresh float64 // mean probability inside a box to keep it
+	Unclip    float64 // DB unclip ratio
+}
+
+// Our thresholds: PaddleOCR's, with a lower box threshold (faint plates)
+// and the unclip a little larger so the crop keeps the characters' edges.
+// Measured on the us set: unclip 1.5-1.6 read best; 2.0 lets neighbouring
+// marks into the crop.
+var ourDB = dbParams{Thresh: 0.3, BoxThresh: 0.5, Unclip: 1.6}
+
+// plainDB are PaddleOCR's defaults (det_db_thresh, det_db_box_thresh,
+// det_db_unclip_ratio), used by ModePlain.
+var plainDB = dbParams{Thresh: 0.3, BoxThresh: 0.6, Unclip: 1.5}
 
 var (
 	imagenetMean = [3]float32{0.485, 0.456, 0.406}
@@ -34,7 +44,8 @@ type detBox struct {
 }
 
 // detSize is the detector input size for an image of w x h: the long side
-// becomes maxSide, both sides multiples of 32.
+// becomes maxSide, both sides multiples of 32. ModeFocused's first pass
+// uses firstPassSize, which also caps the pixel count.
 func detSize(w, h, maxSide int) (int, int) {
 	s := float64(maxSide) / float64(max(w, h))
 	dw := max(32, int(math.Round(float64(w)*s/32))*32)
@@ -71,10 +82,10 @@ func detInput(bgr gocv.Mat, dw, dh int) ([]float32, error) {
 
 // detBoxes turns the probability map (h x w) into scored, unclipped boxes in
 // map coordinates.
-func detBoxes(prob []float32, w, h int) ([]detBox, error) {
+func detBoxes(prob []float32, w, h int, pp dbParams) ([]detBox, error) {
 	bits := make([]byte, w*h)
 	for i, p := range prob[:w*h] {
-		if p > detThresh {
+		if p > pp.Thresh {
 			bits[i] = 255
 		}
 	}
@@ -101,13 +112,13 @@ func detBoxes(prob []float32, w, h int) ([]detBox, error) {
 			continue
 		}
 		score := meanInside(prob, w, h, r)
-		if score < detBoxThresh {
+		if score < pp.BoxThresh {
 			continue
 		}
 		// DB unclip: grow by area*ratio/perimeter on every side. The
 		// contour hugs the shrunk text kernel, so the rectangle of the
 		// contour pixels is half a pixel short on each side too.
-		d := (r.W+1)*(r.H+1)*detUnclip/(2*(r.W+r.H+2)) + 0.5
+		d := (r.W+1)*(r.H+1)*pp.Unclip/(2*(r.W+r.H+2)) + 0.5
 		r = r.grow(2*d, 2*d)
 		if math.Min(r.W, r.H) < detMinSide+2 {
 			continue

@@ -4,17 +4,28 @@
 // PP-OCRv4 detector and recogniser, region plate formats, and the Tracker
 // that groups reads of consecutive frames into vehicle passes.
 //
-// Pipeline, per image: the DB text detector runs on a copy resized so its
-// long side is Config.DetMaxSide (a multiple of 32); its probability map is
-// thresholded, every blob becomes a rotated rectangle, grown a little
-// ("unclipped") and mapped back to input pixels. Each rectangle is cut out
-// with a perspective warp, scaled to height 48 and read by the CTC
-// recogniser, whose output is restricted to A-Z and 0-9 (lower-case and
-// full-width forms fold into their upper-case ASCII class). Texts of boxes
-// that sit side by side on one line, or as two stacked lines, are also
-// joined, since the detector often splits a plate ("ABC 1234"). Every text
-// is scored as mean character probability times how plausible it is as a
-// plate of Config.Region; plates come back best first.
+// Pipeline, per image (ModeFocused, the default): the DB text detector runs
+// on a copy resized so its long side is Config.DetMaxSide (768) and it holds
+// no more than a 16:9 frame's worth of pixels, keeping the aspect ratio; its
+// probability map is thresholded, every blob becomes a rotated rectangle,
+// grown a little ("unclipped") and mapped back to input pixels. Each
+// rectangle is cut out of the full-resolution image with a perspective
+// warp, scaled to height 48 and read by the CTC recogniser, whose output is
+// restricted to A-Z and 0-9 (lower-case and full-width forms fold into
+// their upper-case ASCII class). Texts of boxes that sit side by side on
+// one line, or as two stacked lines (two-line plates), are also joined,
+// since the detector often splits a plate ("ABC 1234"). Every text is
+// scored as mean character probability times how plausible it is as a
+// plate of Config.Region. Then the focused pass: the neighbourhood of the
+// best candidate is detected again at a scale that makes its text about
+// 30 px high (the first pass's boxes are coarse at its resolution) and read
+// again; the candidates of both passes are ranked together (a reading that
+// is a fragment of a competing longer one loses a little, as an end-trimmed
+// reading does) and plates come back best first.
+//
+// ModePlain is the reference pipeline issue 3 measures against (one
+// detection at 960x544, every box read with the model's full alphabet, the
+// longest 4-8 character string with a digit); bench --compare runs both.
 //
 // The recogniser is fed BGR planes, as PaddleOCR does (the model was trained
 // on OpenCV's BGR decodes): RGB read 4% fewer plates of the us set.

@@ -65,7 +65,7 @@ func testConfig(t testing.TB) Config {
 
 var (
 	sharedRecMu sync.Mutex
-	sharedRec   = map[Config]*Recognizer{}
+	sharedRec   = map[string]*Recognizer{} // by fmt.Sprint of the Config
 )
 
 // testRecognizer returns one Recognizer per configuration for the whole
@@ -76,14 +76,15 @@ func testRecognizer(t testing.TB, region string) *Recognizer {
 	c.Region = region
 	sharedRecMu.Lock()
 	defer sharedRecMu.Unlock()
-	if r, ok := sharedRec[c]; ok {
+	key := fmt.Sprintf("%+v", c)
+	if r, ok := sharedRec[key]; ok {
 		return r
 	}
 	r, err := New(c)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	sharedRec[c] = r
+	sharedRec[key] = r
 	return r
 }
 

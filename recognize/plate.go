@@ -37,6 +37,9 @@ const (
 	maxJoin        = 3    // boxes joined on one line
 	sameBoxOverlap = 0.3  // candidates overlapping this much describe one plate
 	trimPenalty    = 0.92 // score factor of a reading with an end character dropped
+	// maxFragmentExtra is how many more characters a reading may have
+	// than a fragment of it that it demotes (demoteFragments).
+	maxFragmentExtra = 2
 )
 
 // piece is the alphanumeric reading of one text box.
@@ -52,6 +55,10 @@ type candidate struct {
 	box   image.Rectangle
 	score float64
 	text  string
+	textH float64 // tallest text box's height, image pixels
+	// trimmed marks an end-trim variant: already penalised for the
+	// character it drops.
+	trimmed bool
 }
 
 func pieceOf(tr textRead) piece {
@@ -99,6 +106,7 @@ func joins(ps []piece) []candidate {
 		for _, i := range idx {
 			c.toks = append(c.toks, ps[i].toks...)
 			c.box = c.box.Union(ps[i].box)
+			c.textH = math.Max(c.textH, ps[i].r.H)
 		}
 		if len(c.toks) > 0 {
 			out = append(out, c)
@@ -171,9 +179,9 @@ func meanProb(toks []token) float64 {
 
 // variants returns c's region fix and its single-character alternatives,
 // each scored.
-func variants(c candidate, region string) []candidate {
+func variants(c candidate, f formats) []candidate {
 	base := c
-	base.toks = fixRegion(c.toks, region)
+	base.toks = f.fix(c.toks)
 	out := []candidate{base}
 	if textOf(base.toks) != textOf(c.toks) {
 		out = append(out, c) // the unfixed reading stays a candidate
@@ -190,17 +198,17 @@ func variants(c candidate, region string) []candidate {
 	}
 	for i := range out {
 		out[i].text = textOf(out[i].toks)
-		out[i].score = meanProb(out[i].toks) * plausibility(out[i].text, region)
+		out[i].score = meanProb(out[i].toks) * f.plausibility(out[i].text)
 	}
 	// A stray mark at either end (a bolt, the border, a sticker) often
 	// reads as an extra character: offer the reading without it, at a
 	// small penalty so a confident end character wins.
 	if n := len(c.toks); n >= 6 {
 		for _, tr := range [][2]int{{1, n}, {0, n - 1}} {
-			t := candidate{box: c.box, toks: c.toks[tr[0]:tr[1]]}
-			t.toks = fixRegion(t.toks, region)
+			t := candidate{box: c.box, toks: c.toks[tr[0]:tr[1]], textH: c.textH, trimmed: true}
+			t.toks = f.fix(t.toks)
 			t.text = textOf(t.toks)
-			t.score = trimPenalty * meanProb(t.toks) * plausibility(t.text, region)
+			t.score = trimPenalty * meanProb(t.toks) * f.plausibility(t.text)
 			out = append(out, t)
 		}
 	}
@@ -209,6 +217,12 @@ func variants(c candidate, region string) []candidate {
 
 // platesFrom turns the readings of one image into plates, best first.
 func platesFrom(reads []textRead, region string) []Plate {
+	return platesOf(candidatesOf(reads, formats{region: region}))
+}
+
+// candidatesOf is every scored reading of one pass's text boxes: each box,
+// boxes joined on a line or stacked, and their variants.
+func candidatesOf(reads []textRead, f formats) []candidate {
 	ps := make([]piece, 0, len(reads))
 	for _, tr := range reads {
 		if p := pieceOf(tr); len(p.toks) > 0 {
@@ -217,10 +231,52 @@ func platesFrom(reads []textRead, region string) []Plate {
 	}
 	var all []candidate
 	for _, c := range joins(ps) {
-		all = append(all, variants(c, region)...)
+		all = append(all, variants(c, f)...)
 	}
-	sort.SliceStable(all, func(i, j int) bool { return all[i].score > all[j].score })
+	return all
+}
 
+// demoteFragments lowers, by trimPenalty, a candidate whose text is part
+// of a competing reading of the same place with up to maxFragmentExtra
+// more characters, read about as surely as the fragment's own
+// (trimPenalty times their mean probability): "YX8803" where another crop
+// read "AYX8803". It is the counterpart of the end-trim variants: dropping a
+// character the recogniser saw costs the same either way. The longer
+// reading competes when its score is at least trimPenalty times the
+// fragment's, so a long junk join ("TEXASCHW2245") demotes nothing.
+func demoteFragments(all []candidate) {
+	demote := make([]bool, len(all))
+	for i, c := range all {
+		if c.trimmed {
+			continue
+		}
+		for _, d := range all {
+			extra := len(d.toks) - len(c.toks)
+			if extra < 1 || extra > maxFragmentExtra || d.score < trimPenalty*c.score || rectOverlap(c.box, d.box) <= sameBoxOverlap {
+				continue
+			}
+			k := strings.Index(d.text, c.text)
+			if k < 0 || c.text == "" {
+				continue
+			}
+			ex := append(append([]token(nil), d.toks[:k]...), d.toks[k+len(c.toks):]...)
+			if meanProb(ex) >= trimPenalty*meanProb(c.toks) {
+				demote[i] = true
+				break
+			}
+		}
+	}
+	for i := range all {
+		if demote[i] {
+			all[i].score *= trimPenalty
+		}
+	}
+}
+
+// platesOf groups candidates by box into plates, best first.
+func platesOf(all []candidate) []Plate {
+	demoteFragments(all)
+	sort.SliceStable(all, func(i, j int) bool { return all[i].score > all[j].score })
 	var plates []Plate
 	for _, c := range all {
 		if c.score <= 0 {

@@ -86,6 +86,85 @@ func TestRecognize_ColourForms(t *testing.T) {
 	}
 }
 
+func TestRecognize_Modes(t *testing.T) {
+	img, it := datasetImage(t, "us")
+	defer img.Close()
+	t.Run("focused", func(t *testing.T) {
+		r := testRecognizer(t, "us")
+		ps, tr, err := r.RecognizeTrace(img)
+		if err != nil {
+			t.Fatalf("RecognizeTrace: %v", err)
+		}
+		passes := map[int]int{}
+		for _, b := range tr.Boxes {
+			passes[b.Pass]++
+		}
+		if passes[1] == 0 || passes[2] == 0 {
+			t.Errorf("trace has %d first-pass and %d focused boxes, want both", passes[1], passes[2])
+		}
+		plain, err := r.Recognize(img)
+		if err != nil || len(plain) != len(ps) || len(ps) > 0 && ps[0].Text != plain[0].Text {
+			t.Errorf("Recognize %+v, %v differs from RecognizeTrace %+v", plain, err, ps)
+		}
+	})
+	t.Run("plain", func(t *testing.T) {
+		c := testConfig(t)
+		c.Mode = ModePlain
+		c.Region = "us"
+		r, err := New(c)
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		defer r.Close()
+		ps, tr, err := r.RecognizeTrace(img)
+		if err != nil {
+			t.Fatalf("RecognizeTrace: %v", err)
+		}
+		if len(ps) > 1 {
+			t.Errorf("plain pipeline returned %d plates, want at most 1", len(ps))
+		}
+		longest := 0
+		for _, b := range tr.Boxes {
+			if b.Pass != 1 {
+				t.Errorf("plain pipeline box of pass %d", b.Pass)
+			}
+			if n := len(b.Text); n >= 4 && n <= 8 && hasDigit(b.Text) {
+				longest = max(longest, n)
+			}
+		}
+		if len(ps) == 0 {
+			if longest > 0 {
+				t.Errorf("no plate though a box read a %d character string with a digit", longest)
+			}
+			return
+		}
+		if p := ps[0].Text; len(p) != longest || !hasDigit(p) {
+			t.Errorf("plate %q is not the longest 4-8 character string with a digit (%d) of %+v", p, longest, tr.Boxes)
+		}
+		t.Logf("plain read %q (label %s)", ps[0].Text, it.Plate)
+		// A WithMode view runs the same pipeline on shared sessions, and
+		// closing it leaves them open.
+		focused := testRecognizer(t, "us")
+		v, err := focused.WithMode(ModePlain)
+		if err != nil {
+			t.Fatalf("WithMode: %v", err)
+		}
+		vp, err := v.Recognize(img)
+		if err != nil || len(vp) != 1 || vp[0].Text != ps[0].Text {
+			t.Errorf("view read %+v, %v; want %q", vp, err, ps[0].Text)
+		}
+		if err := v.Close(); err != nil {
+			t.Errorf("close view: %v", err)
+		}
+		if _, err := focused.Recognize(img); err != nil {
+			t.Errorf("Recognize after closing a view: %v", err)
+		}
+		if _, err := focused.WithMode("fast"); err == nil {
+			t.Error("WithMode(\"fast\"): nil error")
+		}
+	})
+}
+
 func TestCropJPEG(t *testing.T) {
 	img := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(10, 120, 240, 0), 200, 300, gocv.MatTypeCV8UC3)
 	defer img.Close()

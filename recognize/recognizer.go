@@ -47,11 +47,19 @@ type Plate struct {
 // and reused. It is safe for use by one goroutine at a time: concurrent
 // calls are serialised.
 type Recognizer struct {
+	*engine
+	cfg  Config
+	cs   *charset
+	fm   formats
+	view bool // made by WithMode: Close leaves the sessions alone
+}
+
+// engine is the sessions and the lock that serialises their use, shared
+// by a Recognizer and its WithMode views.
+type engine struct {
 	mu     sync.Mutex
-	cfg    Config
 	det    *session
 	rec    *session
-	cs     *charset
 	closed bool
 }
 
@@ -72,7 +80,11 @@ func New(cfg Config) (*Recognizer, error) {
 	if err := ensureORT(cfg.LibPath); err != nil {
 		return nil, err
 	}
-	r := &Recognizer{cfg: cfg, cs: cs}
+	custom, err := compileFormats(cfg.Formats)
+	if err != nil {
+		return nil, err
+	}
+	r := &Recognizer{engine: &engine{}, cfg: cfg, cs: cs, fm: formats{region: cfg.Region, custom: custom}}
 	if r.det, err = newSession(filepath.Join(cfg.ModelDir, DetModelFile), cfg.Threads); err != nil {
 		return nil, fmt.Errorf("load detector: %w", err)
 	}
@@ -83,9 +95,27 @@ func New(cfg Config) (*Recognizer, error) {
 	return r, nil
 }
 
+// WithMode returns a Recognizer that runs pipeline mode (ModeFocused or
+// ModePlain) on r's sessions: nothing is loaded again, and memory is that
+// of one Recognizer (bench --compare runs both pipelines this way). The
+// two share one lock. Closing the view does nothing; closing r closes
+// both.
+func (r *Recognizer) WithMode(mode string) (*Recognizer, error) {
+	if mode != ModeFocused && mode != ModePlain {
+		return nil, fmt.Errorf("recognize: Mode: unknown mode %q (want %q or %q)", mode, ModeFocused, ModePlain)
+	}
+	v := *r
+	v.cfg.Mode = mode
+	v.view = true
+	return &v, nil
+}
+
 // Close frees the sessions. It is idempotent; Recognize fails with
-// ErrClosed afterwards.
+// ErrClosed afterwards. On a WithMode view it does nothing.
 func (r *Recognizer) Close() error {
+	if r.view {
+		return nil
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -96,62 +126,100 @@ func (r *Recognizer) Close() error {
 }
 
 // Recognize finds the plates in img, best first. img is BGR 8UC3; 8UC1
-// (grey) and 8UC4 (BGRA) are converted. An empty Mat is ErrEmptyImage; an
-// image too small to hold a plate gives no plates and no error.
+// (grey), 8UC4 (BGRA) and 16-bit 16UC1/3/4 (scaled, see ToBGR8) are
+// converted; other types are ErrUnsupportedImage. An empty Mat is
+// ErrEmptyImage; an image too small to hold a plate gives no plates and no
+// error.
 func (r *Recognizer) Recognize(img gocv.Mat) ([]Plate, error) {
+	ps, _, err := r.recognize(img, false)
+	return ps, err
+}
+
+// Trace is what Recognize saw: every text box it read, for debugging
+// (bench --failures draws it).
+type Trace struct {
+	Boxes []TracedBox
+}
+
+// TracedBox is one text box read: its corners in image pixels (top-left,
+// top-right, bottom-right, bottom-left), the pass that found it (1 the
+// whole image, 2 a focused region) and the reading, A-Z0-9 and spaces.
+type TracedBox struct {
+	Corners [4]image.Point
+	Pass    int
+	Text    string
+	Conf    float64
+}
+
+// RecognizeTrace is Recognize that also returns the text boxes it read.
+func (r *Recognizer) RecognizeTrace(img gocv.Mat) ([]Plate, Trace, error) {
+	return r.recognize(img, true)
+}
+
+func (r *Recognizer) recognize(img gocv.Mat, trace bool) ([]Plate, Trace, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var tr Trace
 	if r.closed {
-		return nil, ErrClosed
+		return nil, tr, ErrClosed
 	}
 	if img.Ptr() == nil || img.Empty() {
-		return nil, ErrEmptyImage
-	}
-	if img.Rows() < minImageIn || img.Cols() < minImageIn {
-		return nil, nil
+		return nil, tr, ErrEmptyImage
 	}
 	bgr, owned, err := asBGR(img)
 	if err != nil {
-		return nil, err
+		return nil, tr, err
 	}
 	if owned {
 		defer bgr.Close()
 	}
-	boxes, err := r.detect(bgr)
-	if err != nil {
-		return nil, err
+	if img.Rows() < minImageIn || img.Cols() < minImageIn {
+		return nil, tr, nil
 	}
-	reads, err := r.read(bgr, boxes)
-	if err != nil {
-		return nil, err
+	var t *Trace
+	if trace {
+		t = &tr
 	}
-	return platesFrom(reads, r.cfg.Region), nil
+	var ps []Plate
+	if r.cfg.Mode == ModePlain {
+		ps, err = r.recognizePlain(bgr, t)
+	} else {
+		ps, err = r.recognizeFocused(bgr, t)
+	}
+	return ps, tr, err
 }
 
-// asBGR returns img as 8UC3 BGR; owned says the caller must Close it.
+func (t *Trace) add(pass int, reads []textRead) {
+	if t == nil {
+		return
+	}
+	for _, rd := range reads {
+		var tb TracedBox
+		for i, c := range rd.R.corners() {
+			tb.Corners[i] = image.Pt(int(math.Round(c.X)), int(math.Round(c.Y)))
+		}
+		tb.Pass = pass
+		tb.Text = textOf(rd.Tokens)
+		tb.Conf = meanProb(rd.Tokens)
+		t.Boxes = append(t.Boxes, tb)
+	}
+}
+
+// asBGR returns img as 8UC3 BGR (ToBGR8's conversions: 8-bit grey and
+// BGRA, 16-bit scaled); owned says the caller must Close it.
 func asBGR(img gocv.Mat) (gocv.Mat, bool, error) {
-	var code gocv.ColorConversionCode
-	switch img.Type() {
-	case gocv.MatTypeCV8UC3:
-		return img, false, nil
-	case gocv.MatTypeCV8UC1:
-		code = gocv.ColorGrayToBGR
-	case gocv.MatTypeCV8UC4:
-		code = gocv.ColorBGRAToBGR
-	default:
-		return gocv.Mat{}, false, fmt.Errorf("convert image of type %v: %w", img.Type(), ErrUnsupportedImage)
-	}
-	out := gocv.NewMat()
-	gocv.CvtColor(img, &out, code)
-	return out, true, nil
+	return toBGR8(img)
 }
 
-// detect runs the text detector and returns boxes in image pixels, largest
-// first, at most maxCropsImage.
-func (r *Recognizer) detect(bgr gocv.Mat) ([]rotRect, error) {
-	w, h := bgr.Cols(), bgr.Rows()
-	dw, dh := detSize(w, h, r.cfg.DetMaxSide)
-	in, err := detInput(bgr, dw, dh)
+// detect runs the text detector on roi of bgr resized to dw x dh and
+// returns the boxes in image pixels, largest first.
+func (r *Recognizer) detect(bgr gocv.Mat, roi image.Rectangle, dw, dh int, pp dbParams) ([]rotRect, error) {
+	src := bgr
+	if roi != image.Rect(0, 0, bgr.Cols(), bgr.Rows()) {
+		src = bgr.Region(roi)
+		defer src.Close()
+	}
+	in, err := detInput(src, dw, dh)
 	if err != nil {
 		return nil, fmt.Errorf("prepare detector input: %w", err)
 	}
@@ -162,23 +230,22 @@ func (r *Recognizer) detect(bgr gocv.Mat) ([]rotRect, error) {
 	if len(shape) != 4 || shape[2] != int64(dh) || shape[3] != int64(dw) {
 		return nil, fmt.Errorf("detect text: output shape %v, want [1 1 %d %d]", shape, dh, dw)
 	}
-	dbs, err := detBoxes(prob, dw, dh)
+	dbs, err := detBoxes(prob, dw, dh, pp)
 	if err != nil {
 		return nil, fmt.Errorf("detect text: %w", err)
 	}
-	sx, sy := float64(w)/float64(dw), float64(h)/float64(dh)
+	sx, sy := float64(roi.Dx())/float64(dw), float64(roi.Dy())/float64(dh)
+	off := vec{float64(roi.Min.X), float64(roi.Min.Y)}
 	var out []rotRect
 	for _, b := range dbs {
 		rr := canonical(b.R.scaled(sx, sy))
+		rr.C = rr.C.add(off)
 		if rr.H < minTextPx || rr.W < minTextPx/2 {
 			continue
 		}
 		out = append(out, rr)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].W*out[i].H > out[j].W*out[j].H })
-	if len(out) > maxCropsImage {
-		out = out[:maxCropsImage]
-	}
 	return out, nil
 }
 
@@ -204,13 +271,23 @@ func (r *Recognizer) read(bgr gocv.Mat, boxes []rotRect) ([]textRead, error) {
 }
 
 func (r *Recognizer) readOne(bgr gocv.Mat, box rotRect) ([]token, error) {
+	probs, steps, err := r.recProbs(bgr, box)
+	if err != nil {
+		return nil, err
+	}
+	return ctcDecode(probs, steps, r.cs), nil
+}
+
+// recProbs runs the recogniser on box: steps rows of r.cs.columns
+// probabilities.
+func (r *Recognizer) recProbs(bgr gocv.Mat, box rotRect) ([]float32, int, error) {
 	// No padding beyond the unclip: measured on the us set, 5-10% more
 	// on any side reads fewer plates (neighbouring marks become characters).
 	c := warpCrop(bgr, box)
 	defer c.Close()
 	px, err := c.DataPtrUint8()
 	if err != nil {
-		return nil, fmt.Errorf("read crop: %w", err)
+		return nil, 0, fmt.Errorf("read crop: %w", err)
 	}
 	cw := c.Cols()
 	width := (max(cw, recMinWidth) + 7) / 8 * 8
@@ -230,12 +307,12 @@ func (r *Recognizer) readOne(bgr gocv.Mat, box rotRect) ([]token, error) {
 	}
 	probs, shape, err := r.rec.run([]int64{1, 3, recHeight, int64(width)}, data)
 	if err != nil {
-		return nil, fmt.Errorf("read text: %w", err)
+		return nil, 0, fmt.Errorf("read text: %w", err)
 	}
 	if len(shape) != 3 || shape[0] != 1 || shape[2] != int64(r.cs.columns) {
-		return nil, fmt.Errorf("read text: output shape %v, want [1 T %d]", shape, r.cs.columns)
+		return nil, 0, fmt.Errorf("read text: output shape %v, want [1 T %d]", shape, r.cs.columns)
 	}
-	return ctcDecode(probs, int(shape[1]), r.cs), nil
+	return probs, int(shape[1]), nil
 }
 
 // warpCrop cuts box out of bgr with a perspective warp straight to height

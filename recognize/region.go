@@ -1,5 +1,13 @@
 package recognize
 
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+	"regexp"
+	"sort"
+)
+
 // Plate formats per region: a pattern is L (letter), D (digit) or * (either)
 // per position. For "br" they are the only formats (Mercosul and the older
 // grey plates); for "eu" they are common national formats (Slovakia,
@@ -117,6 +125,11 @@ func plausibility(s, region string) float64 {
 			}
 		}
 		switch {
+		case digits == 0 && n >= 5 && n <= 8:
+			// Personalised plates (Slovakia, Czechia, Croatia...) are
+			// all letters: ranked below any letter-and-digit plate, but
+			// still read when nothing else is.
+			return 0.3
 		case digits == 0:
 			return 0.05
 		case n >= 5 && n <= 8 && letters > 0:
@@ -149,4 +162,103 @@ func plausibility(s, region string) float64 {
 		return 0.3
 	}
 	return 0.1
+}
+
+// maxFixPositions bounds the look-alike positions fixCustom tries to swap
+// (2^n variants): plates are short.
+const maxFixPositions = 10
+
+// formats is how candidates are ranked and fixed: a region preset, or a
+// custom list of regular expressions (Config.Formats) that replaces the
+// preset's patterns.
+type formats struct {
+	region string
+	custom []*regexp.Regexp
+}
+
+// compileFormats anchors and compiles Config.Formats; field names the
+// config field in errors.
+func compileFormats(exprs []string) ([]*regexp.Regexp, error) {
+	var out []*regexp.Regexp
+	var errs []error
+	for i, e := range exprs {
+		re, err := regexp.Compile(`^(?:` + e + `)$`)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("recognize: Formats[%d]: %w", i, err))
+			continue
+		}
+		out = append(out, re)
+	}
+	return out, errors.Join(errs...)
+}
+
+// fix swaps look-alike characters where a format demands the other kind.
+// For custom formats it tries the fewest swaps first and keeps the first
+// text that matches a format; toks is returned as read when none does.
+// Either way no character is added, dropped or invented.
+func (f formats) fix(toks []token) []token {
+	if len(f.custom) == 0 {
+		return fixRegion(toks, f.region)
+	}
+	if f.fits(textOf(toks)) {
+		return toks
+	}
+	var pos []int
+	for i, t := range toks {
+		if _, ok := toLetter[t.Char]; ok {
+			pos = append(pos, i)
+		} else if _, ok := toDigit[t.Char]; ok {
+			pos = append(pos, i)
+		}
+	}
+	if len(pos) > maxFixPositions {
+		pos = pos[:maxFixPositions]
+	}
+	// Subsets of pos by increasing size: the fewest swaps win.
+	masks := make([]int, 0, 1<<len(pos))
+	for m := 1; m < 1<<len(pos); m++ {
+		masks = append(masks, m)
+	}
+	sort.SliceStable(masks, func(i, j int) bool { return bits.OnesCount(uint(masks[i])) < bits.OnesCount(uint(masks[j])) })
+	for _, m := range masks {
+		out := append([]token(nil), toks...)
+		for k, p := range pos {
+			if m&(1<<k) == 0 {
+				continue
+			}
+			c := out[p].Char
+			if r, ok := toLetter[c]; ok {
+				out[p].Char = r
+			} else {
+				out[p].Char = toDigit[c]
+			}
+		}
+		if f.fits(textOf(out)) {
+			return out
+		}
+	}
+	return toks
+}
+
+// fits reports whether s matches one of the custom formats.
+func (f formats) fits(s string) bool {
+	for _, re := range f.custom {
+		if re.MatchString(s) {
+			return true
+		}
+	}
+	return false
+}
+
+// plausibility is plausibility(s, f.region), or for custom formats 1 when
+// s matches one and half the region's score otherwise: a format list
+// ranks, it does not forbid.
+func (f formats) plausibility(s string) float64 {
+	if len(f.custom) == 0 {
+		return plausibility(s, f.region)
+	}
+	if f.fits(s) {
+		return 1
+	}
+	return plausibility(s, f.region) / 2
 }

@@ -309,6 +309,84 @@ func TestPlatesFrom(t *testing.T) {
 	}
 }
 
+func TestFormats_Custom(t *testing.T) {
+	custom, err := compileFormats([]string{`[A-Z]{3}[0-9]{4}`, `[0-9]{2}[A-Z]{2}[0-9]{2}`})
+	if err != nil {
+		t.Fatalf("compileFormats: %v", err)
+	}
+	f := formats{region: "us", custom: custom}
+	tests := []struct{ in, want string }{
+		{"A8C1234", "ABC1234"}, // 8 where a letter must be
+		{"ABCI234", "ABC1234"}, // I where a digit must be
+		{"0BC1Z34", "OBC1234"}, // two swaps
+		{"ABC1234", "ABC1234"}, // fits as read
+		{"ABC12X4", "ABC12X4"}, // X has no look-alike: left as read
+		{"ABC123", "ABC123"},   // too short: nothing is invented
+		{"12AB34", "12AB34"},
+		{"I2A834", "12AB34"},
+	}
+	for _, tt := range tests {
+		got := textOf(f.fix(toksOf(tt.in, 0.9)))
+		if got != tt.want {
+			t.Errorf("fix(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if p := f.plausibility("ABC1234"); p != 1 {
+		t.Errorf("plausibility of a matching text = %v, want 1", p)
+	}
+	if p, q := f.plausibility("AB12345"), plausibility("AB12345", "us"); p != q/2 {
+		t.Errorf("plausibility of a text matching no format = %v, want half the region's %v", p, q)
+	}
+	// A matching reading outranks a more confident one that matches none.
+	reads := []textRead{
+		{R: textBox(100, 50, 120, 30), Tokens: toksOf("ABC1234", 0.8)},
+		{R: textBox(400, 50, 120, 30), Tokens: toksOf("34567XY", 0.95)},
+	}
+	if ps := platesOf(candidatesOf(reads, f)); len(ps) == 0 || ps[0].Text != "ABC1234" {
+		t.Errorf("plates %+v, want ABC1234 first", ps)
+	}
+	if _, err := compileFormats([]string{"[A-"}); err == nil || !strings.Contains(err.Error(), "Formats[0]") {
+		t.Errorf("bad expression: %v, want an error naming Formats[0]", err)
+	}
+}
+
+func TestDemoteFragments(t *testing.T) {
+	cand := func(text string, p, score float64, x int) candidate {
+		return candidate{toks: toksOf(text, p), text: text, score: score, box: image.Rect(x, 100, x+100, 130)}
+	}
+	tests := []struct {
+		name string
+		in   []candidate
+		want string
+	}{
+		{"a crop cut the first character off", []candidate{
+			cand("YX8803", 0.998, 0.998, 100), cand("AYX8803", 0.996, 0.996, 95),
+		}, "AYX8803"},
+		{"the extra character is doubtful", []candidate{
+			cand("7FR971", 1.0, 1.0, 100),
+			{toks: append(toksOf("A", 0.54), toksOf("7FR971", 1)...), text: "A7FR971", score: 0.93, box: image.Rect(95, 90, 200, 130)},
+		}, "7FR971"},
+		{"the longer reading scores far lower", []candidate{
+			cand("CHW2245", 0.9, 0.9, 100), cand("XXCHW2245", 0.95, 0.02, 100), cand("CWW2245", 0.85, 0.85, 100),
+		}, "CHW2245"},
+		{"elsewhere in the image", []candidate{
+			cand("YX8803", 0.998, 0.998, 100), cand("AYX8803", 0.996, 0.996, 600),
+		}, "YX8803"},
+		{"end-trim variants are penalised once", []candidate{
+			{toks: toksOf("ABC123", 0.95), text: "ABC123", score: 0.95, box: image.Rect(100, 100, 200, 130), trimmed: true},
+			cand("ABC1234", 0.95, 0.90, 100),
+		}, "ABC123"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ps := platesOf(tt.in)
+			if len(ps) == 0 || ps[0].Text != tt.want {
+				t.Errorf("best plate %+v, want %s", ps, tt.want)
+			}
+		})
+	}
+}
+
 func TestMinAreaRect(t *testing.T) {
 	// A 40x10 rectangle turned by 30 degrees.
 	a := 30 * math.Pi / 180
@@ -339,17 +417,123 @@ func TestMinAreaRect(t *testing.T) {
 	}
 }
 
+func TestFirstPassSize(t *testing.T) {
+	tests := []struct{ w, h, max, ww, wh int }{
+		{1280, 720, 768, 768, 448},  // 16:9: the long side binds
+		{1280, 960, 768, 672, 512},  // 4:3: the pixel cap binds
+		{461, 346, 768, 672, 512},   // small images are enlarged alike
+		{1280, 720, 960, 960, 544},  // the plain pipeline's size
+		{10000, 10, 768, 768, 32},   // never below 32
+		{720, 1280, 768, 448, 768},  // portrait
+		{1000, 1000, 768, 576, 576}, // square
+	}
+	for _, tt := range tests {
+		w, h := firstPassSize(tt.w, tt.h, tt.max)
+		if w != tt.ww || h != tt.wh {
+			t.Errorf("firstPassSize(%d, %d, %d) = %d, %d, want %d, %d", tt.w, tt.h, tt.max, w, h, tt.ww, tt.wh)
+		}
+		if w%32 != 0 || h%32 != 0 {
+			t.Errorf("firstPassSize(%d, %d, %d) = %d, %d: not multiples of 32", tt.w, tt.h, tt.max, w, h)
+		}
+	}
+}
+
 func TestDetSize(t *testing.T) {
 	tests := []struct{ w, h, max, ww, wh int }{
 		{1280, 720, 960, 960, 544},
 		{461, 346, 960, 960, 736},
 		{10000, 10, 960, 960, 32},
-		{1, 1, 960, 960, 960},
 	}
 	for _, tt := range tests {
 		if w, h := detSize(tt.w, tt.h, tt.max); w != tt.ww || h != tt.wh {
 			t.Errorf("detSize(%d, %d, %d) = %d, %d, want %d, %d", tt.w, tt.h, tt.max, w, h, tt.ww, tt.wh)
 		}
+	}
+}
+
+func TestFocusGeometry(t *testing.T) {
+	// A 100x30 candidate whose text is 24 px high in a 1280x720 image.
+	reg := focusRegion{box: image.Rect(600, 300, 700, 330), textH: 24}
+	roi, fw, fh := focusGeometry(reg, 1280, 720)
+	// Widened by 1.0 text height across and 0.8 up and down (70 px),
+	// then to focusMinSide/2 = 80 px high for the detector's context.
+	want := image.Rect(600-24, 300-20-5, 700+24, 330+20+5)
+	if !roi.Eq(want) {
+		t.Errorf("roi %v, want %v", roi, want)
+	}
+	// Text scaled to focusBoxPx (x2 here), sides rounded to 32, at least
+	// focusMinSide.
+	if fw != 288 || fh != 160 {
+		t.Errorf("detector input %dx%d, want 288x160", fw, fh)
+	}
+	// Near a corner the region is clipped to the image.
+	roi, _, _ = focusGeometry(focusRegion{box: image.Rect(-5, -5, 40, 10), textH: 12}, 1280, 720)
+	if roi.Min != (image.Point{}) || !roi.In(image.Rect(0, 0, 1280, 720)) {
+		t.Errorf("corner roi %v not clipped to the image", roi)
+	}
+	// A huge candidate is capped at focusMaxSide.
+	_, fw, fh = focusGeometry(focusRegion{box: image.Rect(0, 0, 1200, 400), textH: 300}, 1280, 720)
+	if max(fw, fh) > focusMaxSide+16 {
+		t.Errorf("large region's input %dx%d over %d", fw, fh, focusMaxSide)
+	}
+	// Outside the image: nothing to do.
+	if roi, _, _ := focusGeometry(focusRegion{box: image.Rect(2000, 2000, 2100, 2030), textH: 20}, 1280, 720); !roi.Empty() {
+		t.Errorf("region outside the image: %v", roi)
+	}
+}
+
+func TestFocusRegions(t *testing.T) {
+	cands := []candidate{
+		{text: "ABC123", score: 0.9, box: image.Rect(100, 100, 200, 130), textH: 30},
+		{text: "ABC12", score: 0.8, box: image.Rect(105, 100, 190, 130), textH: 30}, // same place
+		{text: "XYZ789", score: 0.7, box: image.Rect(500, 100, 600, 130), textH: 28},
+		{text: "QQQ111", score: 0.6, box: image.Rect(800, 100, 900, 130), textH: 28}, // beyond k
+		{text: "NOISE", score: 0.01, box: image.Rect(0, 0, 10, 10), textH: 8},
+	}
+	got := focusRegions(cands, 2)
+	if len(got) != 2 || got[0].box != cands[0].box || got[1].box != cands[2].box {
+		t.Errorf("focusRegions = %+v, want ABC123's and XYZ789's boxes", got)
+	}
+	if got := focusRegions(cands[4:], 2); len(got) != 0 {
+		t.Errorf("a candidate below focusMinScore was picked: %+v", got)
+	}
+}
+
+func TestCTCDecodeAll(t *testing.T) {
+	cs := testCharset()
+	var probs []float32
+	for _, f := range []map[int]float32{
+		{1: 0.9},          // a (lower case kept: Normalize upper-cases later)
+		{1: 0.8},          // repeat collapses
+		{4: 0.7},          // 中: the full alphabet keeps it
+		{},                // blank
+		{7: 0.9},          // space
+		{3: 0.5, 6: 0.45}, // 1
+	} {
+		probs = append(probs, frame(cs, f)...)
+	}
+	text, conf := ctcDecodeAll(probs, len(probs)/cs.columns, cs)
+	if text != "a中 1" {
+		t.Errorf("decoded %q, want %q", text, "a中 1")
+	}
+	if want := (0.9 + 0.7 + 0.9 + 0.5) / 4; math.Abs(conf-want) > 1e-6 {
+		t.Errorf("confidence %v, want %v", conf, want)
+	}
+	if text, conf := ctcDecodeAll(frame(cs, nil), 1, cs); text != "" || conf != 0 {
+		t.Errorf("all blank: %q %v", text, conf)
+	}
+}
+
+func TestPlatesFrom_LettersOnly(t *testing.T) {
+	// A personalised plate with no digit is read when it is the only
+	// text, and ranks below a letter-and-digit plate when there is one.
+	alone := []textRead{{R: textBox(100, 50, 140, 30), Tokens: toksOf("BIMMIAN", 0.99)}}
+	if ps := platesFrom(alone, "eu"); len(ps) == 0 || ps[0].Text != "BIMMIAN" {
+		t.Errorf("letters-only plate alone: %+v", ps)
+	}
+	both := append(alone, textRead{R: textBox(400, 300, 120, 30), Tokens: toksOf("RK099AN", 0.9)})
+	if ps := platesFrom(both, "eu"); len(ps) < 2 || ps[0].Text != "RK099AN" {
+		t.Errorf("letters-only plate beside a regular one: %+v", ps)
 	}
 }
 
@@ -371,6 +555,8 @@ func TestConfigValidate(t *testing.T) {
 		func(c *Config) { c.Threads = -1 },
 		func(c *Config) { c.Region = "mars" },
 		func(c *Config) { c.DetMaxSide = 10 },
+		func(c *Config) { c.Mode = "fast" },
+		func(c *Config) { c.Formats = []string{"[A-Z"} },
 	}
 	for i, mod := range bad {
 		c := DefaultConfig()
@@ -388,7 +574,7 @@ func TestDefaultConfigEnv(t *testing.T) {
 	t.Setenv("ALPR_MODEL_DIR", "/m")
 	t.Setenv("ALPR_ORT_LIB", "/l/libonnxruntime.so.1")
 	c := DefaultConfig()
-	if c.ModelDir != "/m" || c.LibPath != "/l/libonnxruntime.so.1" || c.Threads != 1 || c.DetMaxSide != 960 {
+	if c.ModelDir != "/m" || c.LibPath != "/l/libonnxruntime.so.1" || c.Threads != 1 || c.DetMaxSide != DefaultDetMaxSide || c.Mode != ModeFocused {
 		t.Errorf("DefaultConfig() = %+v", c)
 	}
 }

@@ -135,6 +135,10 @@ type RecognizeConfig struct {
 	Threads    int    `yaml:"threads"`
 	Region     string `yaml:"region"`
 	DetMaxSide int    `yaml:"det_max_side"`
+	// Formats, when set, replace the region's plate formats: regular
+	// expressions over A-Z0-9 (e.g. "^[A-Z]{3}[0-9]{4}$"). They rank the
+	// candidates and fix only the look-alike characters a format demands.
+	Formats []string `yaml:"formats"`
 }
 
 // TrackerConfig decides when a vehicle pass ends.
@@ -247,7 +251,7 @@ func (c BoardConfig) boardConfig() boards.Config {
 func DefaultConfig() Config {
 	return Config{
 		Log:       LogConfig{Level: "info", Format: "json"},
-		Recognize: RecognizeConfig{ModelDir: recognize.DefaultModelDir, RuntimeLib: recognize.DefaultLibPath, Threads: 1, Region: "us", DetMaxSide: 960},
+		Recognize: RecognizeConfig{ModelDir: recognize.DefaultModelDir, RuntimeLib: recognize.DefaultLibPath, Threads: 1, Region: "us", DetMaxSide: recognize.DefaultDetMaxSide},
 		Tracker:   TrackerConfig{MaxGap: 1500 * time.Millisecond, MaxDuration: 20 * time.Second, MinFrames: 2},
 		GNSS:      GNSSConfig{Baud: 0, StaleAfter: 3 * time.Second},
 		Spool:     SpoolConfig{Path: "/var/lib/alpr-agent/spool.db", FullPolicy: string(spool.FullRefuse), KeyPeriod: time.Hour},
@@ -382,6 +386,11 @@ func (c Config) Validate() error {
 	}
 	if c.Recognize.DetMaxSide < 320 || c.Recognize.DetMaxSide > 4096 {
 		bad("recognize.det_max_side", "%d is not in 320..4096", c.Recognize.DetMaxSide)
+	}
+	for i, f := range c.Recognize.Formats {
+		if _, err := regexp.Compile(f); err != nil {
+			bad(fmt.Sprintf("recognize.formats[%d]", i), "%q: %v", f, err)
+		}
 	}
 	if c.Tracker.MaxGap <= 0 {
 		bad("tracker.max_gap", "must be positive")

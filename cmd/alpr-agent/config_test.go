@@ -68,6 +68,8 @@ func TestLoadConfig_Errors(t *testing.T) {
 		{"Several", "device: ''\ncameras: []\nuplink: {broker: ''}\n", []string{"device:", "cameras:", "uplink.broker"}},
 		{"FullPolicy", minimalConfig + "spool: {path: /tmp/s.db, full_policy: drop_oldest, key_file: /etc/alpr-agent/spool.key, key_period: 30m}\n", nil},
 		{"BadFullPolicy", minimalConfig + "spool: {path: /tmp/s.db, full_policy: drop_newest}\n", []string{"spool.full_policy", "drop_newest"}},
+		{"Formats", minimalConfig + "recognize: {formats: [\"^[A-Z]{3}[0-9]{4}$\", \"^[0-9][A-Z]{3}[0-9]{3}$\"]}\n", nil},
+		{"BadFormat", minimalConfig + "recognize: {formats: [\"^[A-Z\"]}\n", []string{"recognize.formats[0]"}},
 		{"BadKeyPeriod", minimalConfig + "spool: {path: /tmp/s.db, key_period: 0s}\n", []string{"spool.key_period"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -7,11 +7,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"image"
+	"image/color"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,7 +27,14 @@ import (
 type modelFlags struct {
 	models, runtime, region string
 	threads, detSide        int
+	formats                 formatList
 }
+
+// formatList collects repeated -format flags.
+type formatList []string
+
+func (f *formatList) String() string     { return strings.Join(*f, " ") }
+func (f *formatList) Set(s string) error { *f = append(*f, s); return nil }
 
 func (m *modelFlags) register(fs *flag.FlagSet, region string) {
 	rc := defaultRecognizeConfig()
@@ -32,11 +42,23 @@ func (m *modelFlags) register(fs *flag.FlagSet, region string) {
 	fs.StringVar(&m.runtime, "runtime", rc.RuntimeLib, "path to libonnxruntime.so.1 (env ALPR_ORT_LIB)")
 	fs.StringVar(&m.region, "region", region, "plate region preset: us, eu, br or empty for generic")
 	fs.IntVar(&m.threads, "threads", 1, "ONNX Runtime intra-op threads")
-	fs.IntVar(&m.detSide, "det-side", 960, "detector input long side in pixels")
+	fs.Var(&m.formats, "format", "a plate format as a regular expression over A-Z0-9, e.g. '[A-Z]{3}[0-9]{4}' (repeatable; replaces the region's patterns)")
+	fs.IntVar(&m.detSide, "det-side", recognize.DefaultDetMaxSide, "detector first pass: long side in pixels (at most a 16:9 frame's worth of pixels)")
 }
 
 func (m *modelFlags) open() (*recognize.Recognizer, error) {
-	return openRecognizer(RecognizeConfig{ModelDir: m.models, RuntimeLib: m.runtime, Threads: m.threads, Region: m.region, DetMaxSide: m.detSide})
+	return m.openMode(recognize.ModeFocused)
+}
+
+// openMode opens a Recognizer running the pipeline mode (recognize.Mode*).
+func (m *modelFlags) openMode(mode string) (*recognize.Recognizer, error) {
+	rc := recognize.DefaultConfig()
+	rc.ModelDir, rc.LibPath, rc.Threads, rc.Region, rc.DetMaxSide, rc.Mode = m.models, m.runtime, m.threads, m.region, m.detSide, mode
+	rc.Formats = m.formats
+	if err := rc.Validate(); err != nil {
+		return nil, err
+	}
+	return recognize.New(rc)
 }
 
 // defaultRecognizeConfig finds the models: the environment first, then a
@@ -68,6 +90,7 @@ func defaultRecognizeConfig() RecognizeConfig {
 func openRecognizer(c RecognizeConfig) (*recognize.Recognizer, error) {
 	rc := recognize.DefaultConfig()
 	rc.ModelDir, rc.LibPath, rc.Threads, rc.Region, rc.DetMaxSide = c.ModelDir, c.RuntimeLib, c.Threads, c.Region, c.DetMaxSide
+	rc.Formats = c.Formats
 	if err := rc.Validate(); err != nil {
 		return nil, err
 	}
@@ -112,10 +135,15 @@ func decodeImage(path string) (gocv.Mat, error) {
 	if st.IsDir() {
 		return gocv.Mat{}, fmt.Errorf("read %s: is a directory", path)
 	}
-	img := gocv.IMRead(path, gocv.IMReadColor)
-	if img.Empty() {
-		img.Close()
-		return gocv.Mat{}, fmt.Errorf("read %s: not a readable image (JPEG, PNG, BMP, TIFF, WebP)", path)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return gocv.Mat{}, fmt.Errorf("read %s: %w", path, errors.Unwrap(err))
+	}
+	// The header is checked before any pixel is decoded: truncated files,
+	// decompression bombs and 16-bit PNGs get a clear answer.
+	img, err := recognize.DecodeImage(b)
+	if err != nil {
+		return gocv.Mat{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	return img, nil
 }
@@ -190,6 +218,7 @@ func round1(d time.Duration) float64 { return math.Round(float64(d.Microseconds(
 // benchItem is one labelled image of a benchmark folder.
 type benchItem struct {
 	image, want string
+	box         image.Rectangle // the label's plate box
 }
 
 // loadBenchDir reads the NAME.txt label files of a folder laid out as
@@ -213,15 +242,62 @@ func loadBenchDir(dir string) ([]benchItem, error) {
 		if len(f) < 6 {
 			return nil, fmt.Errorf("label %s: want 6 tab-separated fields (NAME X Y W H PLATE), got %d", l, len(f))
 		}
-		items = append(items, benchItem{image: filepath.Join(dir, f[0]), want: f[5]})
+		var xywh [4]int
+		for i := range xywh {
+			xywh[i], _ = strconv.Atoi(strings.TrimSpace(f[1+i]))
+		}
+		items = append(items, benchItem{
+			image: filepath.Join(dir, f[0]), want: f[5],
+			box: image.Rect(xywh[0], xywh[1], xywh[0]+xywh[2], xywh[1]+xywh[3]),
+		})
 	}
 	return items, nil
+}
+
+// benchRun is one pipeline's tally over a folder.
+type benchRun struct {
+	name    string
+	r       *recognize.Recognizer
+	correct int
+	lat     []float64
+}
+
+// summary is the line the foundation issue defines:
+// accuracy=... correct=... n=... median_ms=... p95_ms=...
+func (b *benchRun) summary(n int) string {
+	return fmt.Sprintf("accuracy=%.4f correct=%d n=%d median_ms=%.1f p95_ms=%.1f",
+		float64(b.correct)/float64(n), b.correct, n, percentile(b.lat, 0.5), percentile(b.lat, 0.95))
+}
+
+// benchOne reads one decoded image; ok says whether the first plate
+// matches want under the benchmark's rule.
+func (b *benchRun) benchOne(img gocv.Mat, it benchItem, stderr io.Writer) (got string, ms float64, ok bool, ps []recognize.Plate, tr recognize.Trace) {
+	t0 := time.Now()
+	ps, tr, err := b.r.RecognizeTrace(img)
+	dt := time.Since(t0)
+	if err != nil {
+		fmt.Fprintf(stderr, "alpr-agent bench: %s: %v\n", it.image, err)
+	}
+	if len(ps) > 0 {
+		got = ps[0].Text
+	}
+	ms = float64(dt.Microseconds()) / 1000
+	b.lat = append(b.lat, ms)
+	ok = got != "" && recognize.Match(got, it.want)
+	if ok {
+		b.correct++
+	}
+	return got, ms, ok, ps, tr
 }
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", stderr)
 	var mf modelFlags
 	mf.register(fs, "")
+	plain := fs.Bool("plain", false, "run the plain reference pipeline (issue 3) instead of ours")
+	compare := fs.Bool("compare", false, "run the plain pipeline and ours on every image, alternating which goes first; the last line is ours")
+	failures := fs.String("failures", "", "write an annotated image and a text report of every misread to this folder")
+	verbose := fs.Bool("verbose", false, "print every image's plates, candidates and text boxes to stderr")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -240,44 +316,183 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	r, err := mf.open()
-	if err != nil {
-		return err
+	if *failures != "" {
+		if err := os.MkdirAll(*failures, 0o755); err != nil {
+			return fmt.Errorf("create failures folder: %w", err)
+		}
 	}
-	defer r.Close()
+	var runs []*benchRun
+	open := func(name, mode string) error {
+		r, err := mf.openMode(mode)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, &benchRun{name: name, r: r})
+		return nil
+	}
+	defer func() {
+		for _, b := range runs {
+			b.r.Close()
+		}
+	}()
+	switch {
+	case *compare:
+		// Both pipelines on one set of sessions: the memory is one
+		// Recognizer's, and neither gets a warmer arena than the other.
+		r, err := mf.openMode(recognize.ModeFocused)
+		if err != nil {
+			return err
+		}
+		p, err := r.WithMode(recognize.ModePlain)
+		if err != nil {
+			r.Close()
+			return err
+		}
+		runs = append(runs, &benchRun{name: "plain", r: p}, &benchRun{name: "ours", r: r})
+	case *plain:
+		if err := open("plain", recognize.ModePlain); err != nil {
+			return err
+		}
+	default:
+		if err := open("ours", recognize.ModeFocused); err != nil {
+			return err
+		}
+	}
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
-	var lat []float64
-	correct := 0
-	for _, it := range items {
+	for i, it := range items {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		got, ms := "", 0.0
 		img, err := decodeImage(it.image)
 		if err != nil {
 			fmt.Fprintf(stderr, "alpr-agent bench: %v\n", err)
+			for _, b := range runs {
+				b.lat = append(b.lat, 0)
+			}
+			fmt.Fprintf(out, "%s want=%s got=- ok=false ms=0.0\n", filepath.Base(it.image), it.want)
+			continue
+		}
+		// Alternate which pipeline reads an image first, so that machine
+		// noise and cache warmth fall on both alike.
+		type result struct {
+			got string
+			ms  float64
+			ok  bool
+		}
+		res := make([]result, len(runs))
+		for k := range runs {
+			j := k
+			if i%2 == 1 {
+				j = len(runs) - 1 - k
+			}
+			b := runs[j]
+			got, ms, ok, ps, tr := b.benchOne(img, it, stderr)
+			res[j] = result{got, ms, ok}
+			if *verbose {
+				writeVerbose(stderr, b.name, it, ps, tr)
+			}
+			if !ok && *failures != "" && j == len(runs)-1 {
+				if err := writeFailure(*failures, img, it, ps, tr); err != nil {
+					fmt.Fprintf(stderr, "alpr-agent bench: %v\n", err)
+				}
+			}
+		}
+		img.Close()
+		name := filepath.Base(it.image)
+		if len(runs) == 1 {
+			fmt.Fprintf(out, "%s want=%s got=%s ok=%t ms=%.1f\n", name, it.want, orDash(res[0].got), res[0].ok, res[0].ms)
 		} else {
-			ps, dt, rerr := recognizeTimed(r, img)
-			img.Close()
-			if rerr != nil {
-				fmt.Fprintf(stderr, "alpr-agent bench: %s: %v\n", it.image, rerr)
+			fmt.Fprintf(out, "%s want=%s", name, it.want)
+			for j, b := range runs {
+				fmt.Fprintf(out, " %s=%s ok=%t ms=%.1f", b.name, orDash(res[j].got), res[j].ok, res[j].ms)
 			}
-			if len(ps) > 0 {
-				got = ps[0].Text
-			}
-			ms = float64(dt.Microseconds()) / 1000
-			lat = append(lat, ms)
+			fmt.Fprintln(out)
 		}
-		ok := got != "" && recognize.Match(got, it.want)
-		if ok {
-			correct++
-		}
-		fmt.Fprintf(out, "%s want=%s got=%s ok=%t ms=%.1f\n", filepath.Base(it.image), it.want, orDash(got), ok, ms)
 	}
 	n := len(items)
-	fmt.Fprintf(out, "accuracy=%.4f correct=%d n=%d median_ms=%.1f p95_ms=%.1f\n", float64(correct)/float64(n), correct, n, percentile(lat, 0.5), percentile(lat, 0.95))
+	rss := peakRSSMB()
+	if len(runs) > 1 {
+		for _, b := range runs[:len(runs)-1] {
+			fmt.Fprintf(out, "%s: %s\n", b.name, b.summary(n))
+		}
+		fmt.Fprintf(stderr, "alpr-agent bench: peak_rss_mb=%d (both pipelines, one set of sessions)\n", rss)
+	} else {
+		fmt.Fprintf(stderr, "alpr-agent bench: %s peak_rss_mb=%d\n", runs[0].name, rss)
+	}
+	fmt.Fprintln(out, runs[len(runs)-1].summary(n))
 	return nil
+}
+
+// peakRSSMB is the process's peak resident set (VmHWM), in MB; 0 if
+// unknown.
+func peakRSSMB() int {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, ln := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(ln); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.Atoi(f[1])
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func writeVerbose(w io.Writer, name string, it benchItem, ps []recognize.Plate, tr recognize.Trace) {
+	fmt.Fprintf(w, "%s %s want=%s\n", filepath.Base(it.image), name, it.want)
+	for _, p := range ps {
+		fmt.Fprintf(w, "  plate %s %.3f box=%v candidates=%v\n", p.Text, p.Confidence, p.Box, p.Candidates)
+	}
+	for _, b := range tr.Boxes {
+		fmt.Fprintf(w, "  text pass%d %q %.2f %v\n", b.Pass, b.Text, b.Conf, b.Corners)
+	}
+}
+
+// writeFailure saves NAME.jpg (the image with the label's box in green,
+// first-pass text boxes in blue, focused-pass boxes in red, each with its
+// reading, and the first plate's box in yellow) and NAME.txt (the same
+// as text) in dir.
+func writeFailure(dir string, img gocv.Mat, it benchItem, ps []recognize.Plate, tr recognize.Trace) error {
+	base := strings.TrimSuffix(filepath.Base(it.image), filepath.Ext(it.image))
+	var txt strings.Builder
+	writeVerbose(&txt, "ours", it, ps, tr)
+	if err := os.WriteFile(filepath.Join(dir, base+".txt"), []byte(txt.String()), 0o644); err != nil {
+		return fmt.Errorf("write failure report: %w", err)
+	}
+	m := img.Clone()
+	defer m.Close()
+	green := color.RGBA{0, 255, 0, 0}
+	blue := color.RGBA{0, 0, 255, 0}
+	red := color.RGBA{255, 0, 0, 0}
+	yellow := color.RGBA{255, 255, 0, 0}
+	gocv.Rectangle(&m, it.box, green, 2)
+	for _, b := range tr.Boxes {
+		c := blue
+		if b.Pass == 2 {
+			c = red
+		}
+		for k := 0; k < 4; k++ {
+			gocv.Line(&m, b.Corners[k], b.Corners[(k+1)%4], c, 1)
+		}
+		gocv.PutText(&m, b.Text, b.Corners[0].Add(image.Pt(0, -3)), gocv.FontHersheySimplex, 0.5, c, 1)
+	}
+	if len(ps) > 0 {
+		gocv.Rectangle(&m, ps[0].Box, yellow, 1)
+	}
+	gocv.PutText(&m, "want "+it.want+" got "+orDash(firstText(ps)), image.Pt(5, m.Rows()-8), gocv.FontHersheySimplex, 0.7, green, 2)
+	if !gocv.IMWrite(filepath.Join(dir, base+".jpg"), m) {
+		return fmt.Errorf("write failure image %s: encoder refused", base+".jpg")
+	}
+	return nil
+}
+
+func firstText(ps []recognize.Plate) string {
+	if len(ps) == 0 {
+		return ""
+	}
+	return ps[0].Text
 }
 
 func orDash(s string) string {

@@ -71,7 +71,11 @@ func TestFleet(t *testing.T) {
 	if os.Getenv("ALPR_LONG") == "1" {
 		dur = 60 * time.Second
 	}
-	b := mqtttest.Start(t, mqtttest.WithConfig("sys_interval 1"))
+	// The central receiver's session must be able to queue a backlog (as
+	// docs/payload.md tells central operators): mosquitto's default of 1000
+	// queued messages per client drops reads for a receiver that lags on a
+	// busy machine, and the devices re-send them only after resend_after.
+	b := mqtttest.Start(t, mqtttest.WithConfig("sys_interval 1\nmax_queued_messages 0"))
 	sys := watchSys(t, b.URL())
 	px := startProxy(t, b.Addr(), nil)
 	c := &collector{}
@@ -144,14 +148,19 @@ func TestFleet(t *testing.T) {
 	}
 	wg.Wait()
 	produced := time.Since(start)
-	waitFor(t, 120*time.Second, "every spool to empty", func() bool {
+	// A bound for a hang, not a timing assertion: on a loaded CI machine
+	// the drain takes as long as the receiver needs.
+	left := func() (n int) {
 		for _, d := range fleet {
-			if d.s.Len() != 0 {
-				return false
-			}
+			n += d.s.Len()
 		}
-		return true
-	})
+		return n
+	}
+	for deadline := time.Now().Add(5 * time.Minute); left() > 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d reads still spooled 5 min after the last put; receiver %+v; broker $SYS: %s", left(), rv.Stats(), sys.figures())
+		}
+	}
 	drained := time.Since(start) - produced
 	mu.Lock()
 	defer mu.Unlock()

@@ -6,11 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -132,22 +129,13 @@ func OpenConfigStore(cfg RemoteConfig, keys Keyring, logger *slog.Logger) (*Conf
 	if cfg.Path == "" {
 		return s, nil
 	}
-	b, err := os.ReadFile(cfg.Path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return s, nil
+	p, b, aside, err := loadPersisted(cfg.Path, s.parse)
+	switch {
+	case err != nil:
+		s.log.Error("persisted config patch rejected", "path", cfg.Path, "moved_to", aside, "err", err)
+	case p != nil:
+		s.cur, s.curHash = p, sha256.Sum256(b)
 	}
-	if err == nil {
-		var p *ConfigPatch
-		if p, err = s.parse(b); err == nil {
-			s.cur, s.curHash = p, sha256.Sum256(b)
-			return s, nil
-		}
-	}
-	aside := fmt.Sprintf("%s.rejected-%s", cfg.Path, time.Now().UTC().Format("20060102T150405Z"))
-	if rerr := os.Rename(cfg.Path, aside); rerr != nil {
-		aside = ""
-	}
-	s.log.Error("persisted config patch rejected", "path", cfg.Path, "moved_to", aside, "err", err)
 	return s, nil
 }
 

@@ -101,25 +101,38 @@ func Open(cfg Config, keys Keyring, logger *slog.Logger) (*Store, error) {
 	if cfg.Path == "" {
 		return s, nil
 	}
-	b, err := os.ReadFile(cfg.Path)
+	l, b, aside, err := loadPersisted(cfg.Path, s.parse)
+	switch {
+	case err != nil:
+		s.log.Error("persisted hotlist rejected; starting without a list", "path", cfg.Path, "moved_to", aside, "err", err)
+	case l != nil:
+		s.cur.Store(l)
+		s.curHash = sha256.Sum256(b)
+		s.log.Info("hotlist loaded", "path", cfg.Path, "name", l.Name, "seq", l.Seq, "entries", l.Len(), "key_id", l.KeyID)
+	}
+	return s, nil
+}
+
+// loadPersisted reads the envelope kept at path and checks it with parse.
+// A missing file is no document and no error. A file that no longer
+// verifies (a key rotated away, damage) is renamed <path>.rejected-<UTC
+// time> (aside; "" if the rename failed) and its error returned, so the
+// caller starts without it and says why.
+func loadPersisted[T any](path string, parse func([]byte) (T, error)) (doc T, raw []byte, aside string, err error) {
+	raw, err = os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return s, nil
+		return doc, nil, "", nil
 	}
 	if err == nil {
-		var l *List
-		if l, err = s.parse(b); err == nil {
-			s.cur.Store(l)
-			s.curHash = sha256.Sum256(b)
-			s.log.Info("hotlist loaded", "path", cfg.Path, "name", l.Name, "seq", l.Seq, "entries", l.Len(), "key_id", l.KeyID)
-			return s, nil
+		if doc, err = parse(raw); err == nil {
+			return doc, raw, "", nil
 		}
 	}
-	aside := fmt.Sprintf("%s.rejected-%s", cfg.Path, time.Now().UTC().Format("20060102T150405Z"))
-	if rerr := os.Rename(cfg.Path, aside); rerr != nil {
+	aside = fmt.Sprintf("%s.rejected-%s", path, time.Now().UTC().Format("20060102T150405Z"))
+	if rerr := os.Rename(path, aside); rerr != nil {
 		aside = ""
 	}
-	s.log.Error("persisted hotlist rejected; starting without a list", "path", cfg.Path, "moved_to", aside, "err", err)
-	return s, nil
+	return doc, nil, aside, err
 }
 
 // parse verifies an envelope and builds its list, without replay or clock

@@ -242,7 +242,7 @@ func (g *guard) match(plate string, at time.Time) uplink.Hotlist {
 	}
 	g.hits.Add(1)
 	h := uplink.Hotlist{Hit: true, List: e.List, Entry: e.Plate, Reason: e.Reason, Match: "exact"}
-	if d > 0 || hotlist.Normalize(plate) != hotlist.Normalize(e.Plate) {
+	if d > 0 {
 		h.Match, h.Distance = "fuzzy", d
 	}
 	if h.List == "" {

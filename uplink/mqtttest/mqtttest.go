@@ -12,7 +12,6 @@
 package mqtttest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -24,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/alpr-agent/alpr-agent/internal/proctest"
 )
 
 // DefaultBinary is where Debian's mosquitto package installs the broker.
@@ -62,25 +63,7 @@ type Broker struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
-	log    *syncBuffer
-}
-
-// syncBuffer is written by the process's output copier and read by Log.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
+	log    *proctest.LogBuffer
 }
 
 // Start starts mosquitto for t and stops it at t.Cleanup. It skips the test
@@ -133,7 +116,7 @@ func newBroker(dir string, opts []Option) (*Broker, error) {
 		}
 		o.binary = p
 	}
-	port, err := freePort()
+	port, err := proctest.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -155,15 +138,6 @@ func newBroker(dir string, opts []Option) (*Broker, error) {
 	return b, nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func (b *Broker) confPath() string { return filepath.Join(b.dir, "mosquitto.conf") }
 
 // URL returns "tcp://127.0.0.1:PORT".
@@ -178,7 +152,7 @@ func (b *Broker) start() error {
 	if b.cmd != nil {
 		return nil
 	}
-	log := &syncBuffer{}
+	log := &proctest.LogBuffer{}
 	cmd := exec.Command(b.opt.binary, "-c", b.confPath())
 	cmd.Stdout = log
 	cmd.Stderr = log
@@ -219,13 +193,7 @@ func (b *Broker) Stop() error {
 	if b.cmd == nil {
 		return nil
 	}
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-b.exited:
-	case <-time.After(5 * time.Second):
-		_ = b.cmd.Process.Kill()
-		<-b.exited
-	}
+	proctest.Stop(b.cmd.Process, b.exited, syscall.SIGTERM, 5*time.Second)
 	b.cmd = nil
 	return nil
 }

@@ -15,7 +15,6 @@
 package pgtest
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -31,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alpr-agent/alpr-agent/internal/proctest"
 	"github.com/lib/pq"
 )
 
@@ -71,24 +71,7 @@ type Server struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
-	log    *syncBuffer
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
+	log    *proctest.LogBuffer
 }
 
 // Start initialises and starts a server for t, creates Database and stops
@@ -155,22 +138,13 @@ func newServer(opts []Option) (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("chown server dir: %w", err)
 	}
-	port, err := freePort()
+	port, err := proctest.FreePort()
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
 	s.port = port
 	return s, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (s *Server) command(name string, args ...string) *exec.Cmd {
@@ -206,7 +180,7 @@ func (s *Server) start() error {
 	if !s.opt.fsync {
 		fsync = "off"
 	}
-	log := &syncBuffer{}
+	log := &proctest.LogBuffer{}
 	cmd := s.command("postgres", "-D", s.dataDir(),
 		"-p", strconv.Itoa(s.port),
 		"-c", "listen_addresses=127.0.0.1",
@@ -292,12 +266,8 @@ func (s *Server) Stop() error {
 		return nil
 	}
 	var err error
-	_ = s.cmd.Process.Signal(syscall.SIGINT) // SIGTERM would wait for clients
-	select {
-	case <-s.exited:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
+	// SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for clients.
+	if proctest.Stop(s.cmd.Process, s.exited, syscall.SIGINT, 30*time.Second) {
 		err = fmt.Errorf("stop postgres: killed after 30s: %s", s.log.String())
 	}
 	s.cmd = nil

@@ -10,7 +10,13 @@ import (
 	"strings"
 
 	"gocv.io/x/gocv"
+
+	"github.com/alpr-agent/alpr-agent/internal/imagefile"
 )
+
+// maxImagePixels bounds a file's declared size (50 MP, as
+// recognize.MaxImagePixels): larger is a bad frame, not a decode.
+const maxImagePixels = 50_000_000
 
 // Images is a Source that plays a folder of .jpg, .jpeg and .png files in
 // name order. Other files are skipped (see Skipped); an image file that does
@@ -83,10 +89,19 @@ func (s *Images) Read(ctx context.Context) (Frame, error) {
 	}
 	name := s.files[s.next%uint64(len(s.files))]
 	s.next++
-	img := gocv.IMRead(name, gocv.IMReadColor)
-	if img.Empty() {
+	// Check the bytes before the decoder: it turns a truncated file into a
+	// frame with grey rows and no error.
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return Frame{}, fmt.Errorf("read image %s: %w: %w", name, err, ErrBadFrame)
+	}
+	if _, err := imagefile.Check(b, maxImagePixels); err != nil {
+		return Frame{}, fmt.Errorf("decode image %s: %w: %w", name, err, ErrBadFrame)
+	}
+	img, err := gocv.IMDecode(b, gocv.IMReadColor)
+	if err != nil || img.Empty() {
 		img.Close()
-		return Frame{}, fmt.Errorf("decode image %s: %w", name, ErrBadFrame)
+		return Frame{}, fmt.Errorf("decode image %s: the decoder refused it: %w", name, ErrBadFrame)
 	}
 	return Frame{Img: img, Seq: s.next, Time: t, Camera: s.cfg.Name}, nil
 }

@@ -1,17 +1,14 @@
 package recognize
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
-	"image/jpeg"
-	"image/png"
-	"math"
 	"math/bits"
 
 	"gocv.io/x/gocv"
+
+	"github.com/alpr-agent/alpr-agent/internal/imagefile"
 )
 
 // MaxImagePixels is the largest image DecodeImage decodes: 50 megapixels
@@ -32,54 +29,27 @@ func DecodeImage(b []byte) (gocv.Mat, error) {
 }
 
 func decodeImage(b []byte, maxPixels int) (gocv.Mat, error) {
-	if len(b) == 0 {
-		return gocv.Mat{}, fmt.Errorf("decode image: no bytes: %w", ErrEmptyImage)
-	}
-	var cfg image.Config
-	var err error
-	var structure func([]byte) error
-	format := sniffFormat(b)
-	switch format {
-	case "jpeg":
-		cfg, err = jpeg.DecodeConfig(bytes.NewReader(b))
-		structure = checkJPEG
-	case "png":
-		cfg, err = png.DecodeConfig(bytes.NewReader(b))
-		structure = checkPNG
-	case "":
-		return gocv.Mat{}, fmt.Errorf("decode image: not a JPEG or PNG image: %w", ErrCorruptImage)
-	default:
-		return gocv.Mat{}, fmt.Errorf("decode image: %s is not supported (JPEG or PNG): %w", format, ErrUnsupportedImage)
-	}
-	var jpegUnsupported jpeg.UnsupportedError
-	var pngUnsupported png.UnsupportedError
+	info, err := imagefile.Check(b, maxPixels)
 	switch {
-	case errors.As(err, &jpegUnsupported) || errors.As(err, &pngUnsupported):
-		// e.g. a 12-bit or arithmetic-coded JPEG
-		return gocv.Mat{}, fmt.Errorf("decode %s header: %v: %w", format, err, ErrUnsupportedImage)
+	case errors.Is(err, imagefile.ErrEmpty):
+		return gocv.Mat{}, fmt.Errorf("decode image: %w: %w", err, ErrEmptyImage)
+	case errors.Is(err, imagefile.ErrUnsupported):
+		return gocv.Mat{}, fmt.Errorf("decode image: %w: %w", err, ErrUnsupportedImage)
+	case errors.Is(err, imagefile.ErrTooLarge):
+		return gocv.Mat{}, fmt.Errorf("decode image: %w: %w", err, ErrImageTooLarge)
 	case err != nil:
-		return gocv.Mat{}, fmt.Errorf("decode %s header: %v: %w", format, err, ErrCorruptImage)
+		return gocv.Mat{}, fmt.Errorf("decode image: %w: %w", err, ErrCorruptImage)
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return gocv.Mat{}, fmt.Errorf("decode %s: size %dx%d: %w", format, cfg.Width, cfg.Height, ErrCorruptImage)
-	}
-	if int64(cfg.Width)*int64(cfg.Height) > int64(maxPixels) {
-		return gocv.Mat{}, fmt.Errorf("decode %s: %dx%d is over %d pixels: %w", format, cfg.Width, cfg.Height, maxPixels, ErrImageTooLarge)
-	}
-	// The decoders below fill in what a truncated file lacks (grey
-	// rows) and call it an image: refuse it first.
-	if err := structure(b); err != nil {
-		return gocv.Mat{}, fmt.Errorf("decode %s: %w: %w", format, err, ErrCorruptImage)
-	}
+	format := info.Format
 	m, err := gocv.IMDecode(b, gocv.IMReadAnyDepth|gocv.IMReadAnyColor)
 	if err != nil || m.Empty() {
 		m.Close()
 		return gocv.Mat{}, fmt.Errorf("decode %s: the decoder refused it: %w", format, ErrCorruptImage)
 	}
 	// EXIF orientation may have turned the image a quarter turn.
-	if sz := image.Pt(m.Cols(), m.Rows()); sz != image.Pt(cfg.Width, cfg.Height) && sz != image.Pt(cfg.Height, cfg.Width) {
+	if sz := image.Pt(m.Cols(), m.Rows()); sz != image.Pt(info.Width, info.Height) && sz != image.Pt(info.Height, info.Width) {
 		m.Close()
-		return gocv.Mat{}, fmt.Errorf("decode %s: decoded %v, header says %dx%d: %w", format, sz, cfg.Width, cfg.Height, ErrCorruptImage)
+		return gocv.Mat{}, fmt.Errorf("decode %s: decoded %v, header says %dx%d: %w", format, sz, info.Width, info.Height, ErrCorruptImage)
 	}
 	out, owned, err := toBGR8(m)
 	if owned {
@@ -89,106 +59,6 @@ func decodeImage(b []byte, maxPixels int) (gocv.Mat, error) {
 		return gocv.Mat{}, fmt.Errorf("decode %s: %w", format, err)
 	}
 	return out, nil
-}
-
-// sniffFormat names the image format by its magic bytes ("" if unknown).
-func sniffFormat(b []byte) string {
-	switch {
-	case bytes.HasPrefix(b, []byte{0xFF, 0xD8, 0xFF}):
-		return "jpeg"
-	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")):
-		return "png"
-	case bytes.HasPrefix(b, []byte("GIF8")):
-		return "gif"
-	case bytes.HasPrefix(b, []byte("BM")) && len(b) >= 26:
-		return "bmp"
-	case bytes.HasPrefix(b, []byte("II*\x00")) || bytes.HasPrefix(b, []byte("MM\x00*")):
-		return "tiff"
-	case len(b) >= 12 && bytes.HasPrefix(b, []byte("RIFF")) && string(b[8:12]) == "WEBP":
-		return "webp"
-	}
-	return ""
-}
-
-var errTruncated = errors.New("truncated")
-
-// checkJPEG walks the JPEG's marker segments and entropy-coded scans to the
-// end-of-image marker, which a truncated file lacks. Segments are skipped
-// by their length, so an EXIF thumbnail's own end marker does not count.
-// Stray bytes between segments are skipped, as libjpeg does.
-func checkJPEG(b []byte) error {
-	i := 2 // after SOI
-	for {
-		j := bytes.IndexByte(b[i:], 0xFF)
-		if j < 0 {
-			return errTruncated
-		}
-		i += j
-		for i < len(b) && b[i] == 0xFF { // fill bytes
-			i++
-		}
-		if i >= len(b) {
-			return errTruncated
-		}
-		marker := b[i]
-		i++
-		switch {
-		case marker == 0xD9: // EOI
-			return nil
-		case marker == 0x00, marker == 0x01, marker >= 0xD0 && marker <= 0xD8:
-			continue // stuffed byte, TEM, RSTn, SOI: no length
-		}
-		if i+2 > len(b) {
-			return errTruncated
-		}
-		n := int(binary.BigEndian.Uint16(b[i:]))
-		if n < 2 {
-			return fmt.Errorf("segment %#x of length %d", marker, n)
-		}
-		if i+n > len(b) {
-			return errTruncated
-		}
-		i += n
-		if marker != 0xDA { // SOS: entropy-coded data up to the next marker
-			continue
-		}
-		for {
-			j := bytes.IndexByte(b[i:], 0xFF)
-			if j < 0 || i+j+1 >= len(b) {
-				return errTruncated
-			}
-			i += j
-			if next := b[i+1]; next == 0x00 || (next >= 0xD0 && next <= 0xD7) {
-				i += 2
-				continue
-			}
-			break
-		}
-	}
-}
-
-// checkPNG walks the PNG's chunks to IEND, which a truncated file lacks.
-// The decoder checks the CRCs.
-func checkPNG(b []byte) error {
-	i := 8 // after the signature
-	for {
-		if i+8 > len(b) {
-			return errTruncated
-		}
-		n := binary.BigEndian.Uint32(b[i:])
-		if n > math.MaxInt32 {
-			return fmt.Errorf("chunk of length %d", n)
-		}
-		typ := string(b[i+4 : i+8])
-		end := int64(i) + 12 + int64(n)
-		if end > int64(len(b)) {
-			return errTruncated
-		}
-		if typ == "IEND" {
-			return nil
-		}
-		i = int(end)
-	}
 }
 
 // ToBGR8 returns img as a new BGR 8UC3 Mat that the caller owns: 8-bit

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,11 +27,14 @@ type guard struct {
 	log    *slog.Logger
 	device string
 	audit  *audit.Log
-	hot    *hotlist.Store       // nil without hotlist.public_key_file
-	remote *hotlist.ConfigStore // nil without hotlist.public_key_file
-	keys   hotlist.Keyring
-	maxHot int // largest hotlist / config message accepted
-	maxCfg int
+	// auditAside is where a log that failed verification at start was
+	// moved ("" when it verified).
+	auditAside string
+	hot        *hotlist.Store       // nil without hotlist.public_key_file
+	remote     *hotlist.ConfigStore // nil without hotlist.public_key_file
+	keys       hotlist.Keyring
+	maxHot     int // largest hotlist / config message accepted
+	maxCfg     int
 
 	hitsOnly atomic.Bool
 	crops    atomic.Bool
@@ -65,6 +69,21 @@ func openGuard(cfg Config, now func() time.Time, log *slog.Logger) (*guard, erro
 	}
 	apath := statePath(cfg, cfg.Audit.Path, "audit.log")
 	al, err := audit.Open(apath, aopt)
+	if errors.Is(err, audit.ErrTampered) {
+		// Keep the evidence and keep reading plates: the broken log is
+		// moved aside, a new chain starts with an entry that names it, and
+		// health carries the alarm until someone looks.
+		aside := fmt.Sprintf("%s.tampered-%s", apath, time.Now().UTC().Format("20060102T150405Z"))
+		if rerr := os.Rename(apath, aside); rerr != nil {
+			return nil, fmt.Errorf("open audit log %s: %w; and moving it aside failed: %w", apath, err, rerr)
+		}
+		log.Error("AUDIT LOG FAILED VERIFICATION: moved aside as evidence, a new chain starts", "path", apath, "moved_to", aside, "err", err)
+		reason := err.Error()
+		if al, err = audit.Open(apath, aopt); err == nil {
+			g.auditAside = aside
+			_, err = al.Append(kindAuditTampered, "agent", map[string]any{"moved_to": aside, "reason": reason})
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open audit log %s (check it with `alpr-agent audit verify`): %w", apath, err)
 	}
@@ -268,6 +287,10 @@ func (g *guard) record(kind, actor string, detail any) {
 	}
 }
 
+// kindAuditTampered opens a new chain after the old log failed
+// verification at start; its detail names where the old log went.
+const kindAuditTampered = "audit_tampered"
+
 // PrivacyHealth is what the device enforces, for diag and the status page.
 type PrivacyHealth struct {
 	HitsOnly  bool   `json:"hits_only"`
@@ -287,6 +310,9 @@ type PrivacyHealth struct {
 	// rewritten log cannot match the heads already sent.
 	AuditSeq  uint64 `json:"audit_seq"`
 	AuditHead string `json:"audit_head"`
+	// AuditTampered is where the log that failed verification at start
+	// was moved; empty when it verified.
+	AuditTampered string `json:"audit_tampered,omitempty"`
 }
 
 func (g *guard) health() PrivacyHealth {
@@ -301,5 +327,6 @@ func (g *guard) health() PrivacyHealth {
 	h.ConfigSeq, h.ConfigRejected, h.ConfigError = g.cfgSeq, g.cfgRejected, g.cfgLastErr
 	g.mu.Unlock()
 	h.AuditSeq, h.AuditHead = g.audit.Head()
+	h.AuditTampered = g.auditAside
 	return h
 }

@@ -216,6 +216,26 @@ func TestGuard_HotlistConfigAudit(t *testing.T) {
 	if !errors.Is(err, errSilent) || !strings.Contains(out.String(), "TAMPERED") || !strings.Contains(out.String(), "line ") {
 		t.Fatalf("audit verify on an edited log: err %v, output %q", err, out.String())
 	}
+
+	// The agent still starts: the edited log is kept as evidence, a new
+	// chain begins with an entry naming it, and health raises an alarm.
+	edited, _ := os.ReadFile(logPath)
+	g3, err := openGuard(cfg, time.Now, silentLogger())
+	if err != nil {
+		t.Fatalf("open after tampering: %v", err)
+	}
+	defer g3.Close()
+	h := g3.health()
+	if h.AuditTampered == "" || !slices.Contains(healthAlarms(Health{Privacy: h}), "audit log failed verification at start; moved aside to "+h.AuditTampered) {
+		t.Fatalf("health after tampering: %+v", h)
+	}
+	if kept, err := os.ReadFile(h.AuditTampered); err != nil || !bytes.Equal(kept, edited) {
+		t.Errorf("evidence at %s: %v (same bytes: %v)", h.AuditTampered, err, bytes.Equal(kept, edited))
+	}
+	g3.Close()
+	if es := auditEntries(t, logPath); len(es) != 1 || es[0].Kind != kindAuditTampered || !strings.Contains(string(es[0].Detail), filepath.Base(h.AuditTampered)) {
+		t.Errorf("new chain = %+v, want one %s entry naming the old log", es, kindAuditTampered)
+	}
 }
 
 // TestRun_HitsOnlyEncrypted runs the agent on the synthetic clip with a

@@ -188,6 +188,9 @@ func healthAlarms(h Health) []string {
 	if h.Spool.NotStored > 0 {
 		out = append(out, fmt.Sprintf("%d read(s) lost: the spool refused them", h.Spool.NotStored))
 	}
+	if h.Privacy.AuditTampered != "" {
+		out = append(out, "audit log failed verification at start; moved aside to "+h.Privacy.AuditTampered)
+	}
 	if h.Uplink.Alarm != "" {
 		out = append(out, "uplink: "+h.Uplink.Alarm)
 	}

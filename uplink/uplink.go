@@ -388,6 +388,7 @@ func (u *Uplink) setError(err error) {
 // sent is what the publish loop knows of a record awaiting its receipt.
 type sent struct {
 	at  time.Time // when its PUBACK came
+	pub time.Time // when it was published (receipt latency is timed from it)
 	gen uint64    // the connection its PUBACK came on (Uplink.gen)
 }
 
@@ -410,7 +411,7 @@ type batchResult struct {
 // transaction never holds up publishing.
 func (u *Uplink) run(ctx context.Context) {
 	inflight := make(map[string]sent)
-	pending := make(map[string]bool) // true: receipted before its result came
+	pending := make(map[string]pend)
 	defer func() {
 		ids := keys(inflight)
 		for id := range pending {
@@ -487,13 +488,19 @@ func (u *Uplink) run(ctx context.Context) {
 	}
 }
 
+// pend is a published record whose PUBACKs have not been reported yet.
+type pend struct {
+	at        time.Time // published
+	receipted bool      // its receipt came first
+}
+
 // handleResult moves a batch's acknowledged records from pending to
 // inflight (or, in puback mode, to the list to delete) and releases the
 // rest for a re-send.
-func (u *Uplink) handleResult(res batchResult, inflight map[string]sent, pending map[string]bool, pubacked []string) []string {
-	receipted := make(map[string]bool, len(res.recs))
+func (u *Uplink) handleResult(res batchResult, inflight map[string]sent, pending map[string]pend, pubacked []string) []string {
+	state := make(map[string]pend, len(res.recs))
 	for _, r := range res.recs {
-		receipted[r.ID] = pending[r.ID]
+		state[r.ID] = pending[r.ID]
 		delete(pending, r.ID)
 	}
 	u.mu.Lock()
@@ -502,7 +509,7 @@ func (u *Uplink) handleResult(res batchResult, inflight map[string]sent, pending
 	var release []string
 	for i, r := range res.recs[:res.n] {
 		switch {
-		case receipted[r.ID]:
+		case state[r.ID].receipted:
 			// Its receipt beat the PUBACK's report here: done, and the ack
 			// loop deletes it.
 		case u.cfg.ReceiptMode == ReceiptModePuback:
@@ -512,11 +519,11 @@ func (u *Uplink) handleResult(res batchResult, inflight map[string]sent, pending
 			// lost with it.
 			release = append(release, r.ID)
 		default:
-			inflight[r.ID] = sent{at: res.at, gen: gen}
+			inflight[r.ID] = sent{at: res.at, pub: state[r.ID].at, gen: gen}
 		}
 	}
 	for _, r := range res.recs[res.n:] {
-		if !receipted[r.ID] {
+		if !state[r.ID].receipted {
 			release = append(release, r.ID)
 		}
 	}
@@ -607,7 +614,7 @@ func (u *Uplink) setInflight(n int) {
 
 // applyReceipts ends the wait of receipted records and hands them to
 // ackLoop.
-func (u *Uplink) applyReceipts(inflight map[string]sent, pending map[string]bool) {
+func (u *Uplink) applyReceipts(inflight map[string]sent, pending map[string]pend) {
 	u.mu.Lock()
 	ids := u.receipts
 	u.receipts = nil
@@ -619,11 +626,15 @@ func (u *Uplink) applyReceipts(inflight map[string]sent, pending map[string]bool
 	u.mu.Lock()
 	for _, id := range ids {
 		if e, ok := inflight[id]; ok {
-			u.st.ReceiptLatency.observe(now.Sub(e.at))
+			u.st.ReceiptLatency.observe(now.Sub(e.pub))
 		}
 		delete(inflight, id)
-		if _, ok := pending[id]; ok {
-			pending[id] = true // so its result does not wait for a receipt again
+		if p, ok := pending[id]; ok && !p.receipted {
+			// Receipted before its PUBACKs were reported: timed from its
+			// publish all the same, and its result will not wait for a
+			// receipt again.
+			u.st.ReceiptLatency.observe(now.Sub(p.at))
+			pending[id] = pend{at: p.at, receipted: true}
 		}
 	}
 	u.alarmReceiptLocked(now, len(inflight) > 0)
@@ -638,7 +649,7 @@ func (u *Uplink) applyReceipts(inflight map[string]sent, pending map[string]bool
 // awaiting receipts (a slow or absent central side), alerts may still go,
 // up to Batch over the window: a hit must not wait for the backlog's
 // receipts.
-func (u *Uplink) publish(ctx context.Context, inflight map[string]sent, pending map[string]bool) {
+func (u *Uplink) publish(ctx context.Context, inflight map[string]sent, pending map[string]pend) {
 	out := func() int { return len(inflight) + len(pending) }
 	for out() < u.cfg.Inflight {
 		n := min(u.cfg.Batch, u.cfg.Inflight-out())
@@ -673,7 +684,7 @@ func (u *Uplink) publish(ctx context.Context, inflight map[string]sent, pending 
 
 // publishBatch publishes recs in order and starts a goroutine that awaits
 // their tokens and reports to the loop through u.results.
-func (u *Uplink) publishBatch(ctx context.Context, recs []spool.Record, pending map[string]bool) {
+func (u *Uplink) publishBatch(ctx context.Context, recs []spool.Record, pending map[string]pend) {
 	toks := make([]mqtt.Token, len(recs))
 	for i, r := range recs {
 		kind := TopicReads
@@ -681,7 +692,7 @@ func (u *Uplink) publishBatch(ctx context.Context, recs []spool.Record, pending 
 			kind = TopicAlerts
 		}
 		toks[i] = u.client.Publish(Topic(u.cfg.Device, kind), 1, false, r.Payload)
-		pending[r.ID] = false
+		pending[r.ID] = pend{at: time.Now()}
 	}
 	u.wg.Add(1)
 	go func() {

@@ -141,15 +141,5 @@ func fill(tb testing.TB, s *Spool, n, size int) {
 // removeCleanMarker makes a closed spool look like it was not closed.
 func removeCleanMarker(tb testing.TB, path string) {
 	tb.Helper()
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	err = db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketMeta).Delete(metaClean) })
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		tb.Fatal(err)
-	}
+	rawUpdate(tb, path, func(tx *bbolt.Tx) error { return tx.Bucket(bucketMeta).Delete(metaClean) })
 }

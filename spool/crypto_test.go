@@ -414,21 +414,11 @@ func TestSpool_EncryptedTamper(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "spool.db")
 			opt := Options{Key: testKey()}
 			makeSpool(t, path, 4, opt)
-			db, err := bbolt.Open(path, 0o600, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = db.Update(func(tx *bbolt.Tx) error {
+			rawUpdate(t, path, func(tx *bbolt.Tx) error {
 				b := tx.Bucket(laneBuckets[LaneRead])
 				k, v := b.Cursor().First()
 				return b.Put(bytes.Clone(k), tc.tamper(bytes.Clone(v)))
 			})
-			if cerr := db.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
 			s, err := Open(path, opt)
 			if err != nil {
 				t.Fatal(err)

@@ -39,29 +39,9 @@ func makeSpool(t *testing.T, path string, n int, opt Options) {
 // a torn or bit-rotted write would leave them.
 func corruptLeafPage(t *testing.T, path string) {
 	t.Helper()
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var leaves []int
-	pageSize := db.Info().PageSize
-	err = db.View(func(tx *bbolt.Tx) error {
-		for id := 2; id < int(tx.Size())/pageSize; id++ {
-			p, err := tx.Page(id)
-			if err != nil || p == nil {
-				continue
-			}
-			if p.Type == "leaf" {
-				leaves = append(leaves, id)
-			}
-		}
-		return nil
-	})
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil || len(leaves) < 3 {
-		t.Fatalf("find leaf pages: %v (%d found)", err, len(leaves))
+	leaves, pageSize := pagesOfType(t, path, "leaf")
+	if len(leaves) < 3 {
+		t.Fatalf("find leaf pages: %d found, want at least 3", len(leaves))
 	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
@@ -302,11 +282,7 @@ func TestSpool_CorruptValue(t *testing.T) {
 			// rec-0001 (read lane): break the format byte, or for an
 			// encrypted spool a ciphertext byte. rec-0002 (alert lane):
 			// move its value into the read lane.
-			db, err := bbolt.Open(path, 0o600, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = db.Update(func(tx *bbolt.Tx) error {
+			rawUpdate(t, path, func(tx *bbolt.Tx) error {
 				reads, alerts := tx.Bucket(laneBuckets[LaneRead]), tx.Bucket(laneBuckets[LaneAlert])
 				k, v := reads.Cursor().First() // rec-0001
 				v = bytes.Clone(v)
@@ -325,12 +301,6 @@ func TestSpool_CorruptValue(t *testing.T) {
 				}
 				return reads.Put([]byte{0xff, 0, 0, 0, 0, 0, 0, 0}, av)
 			})
-			if cerr := db.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
 			s, err := Open(path, opt)
 			if err != nil {
 				t.Fatal(err)
@@ -363,5 +333,22 @@ func TestSpool_CorruptValue(t *testing.T) {
 				t.Fatalf("after retention: %+v", st)
 			}
 		})
+	}
+}
+
+// rawUpdate edits a closed spool file with bbolt directly, as damage or
+// an attacker would, behind the spool's back.
+func rawUpdate(tb testing.TB, path string, fn func(*bbolt.Tx) error) {
+	tb.Helper()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	err = db.Update(fn)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		tb.Fatal(err)
 	}
 }

@@ -28,9 +28,9 @@ const (
 type header struct {
 	format  byte
 	created time.Time
-	id      string
-	period  int64 // encrypted only
-	end     int   // offset of the payload (plain) or nonce (encrypted)
+	id      []byte // aliases the value: copy it (string(h.id)) to keep it
+	period  int64  // encrypted only
+	end     int    // offset of the payload (plain) or nonce (encrypted)
 }
 
 func decodeHeader(v []byte) (header, error) {
@@ -45,7 +45,7 @@ func decodeHeader(v []byte) (header, error) {
 		return h, ErrCorrupt
 	}
 	start := createdEnd + w
-	h.id = string(v[start : start+int(n)])
+	h.id = v[start : start+int(n)]
 	h.end = start + int(n)
 	if h.format == formatEncrypted {
 		if len(v)-h.end < 8+nonceSize+tagSize {
@@ -90,7 +90,12 @@ func decodeValue(v []byte, lane Lane, keys keyFunc) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	r := Record{ID: h.id, Lane: lane, Created: h.created}
+	return openValue(h, v, lane, keys)
+}
+
+// openValue is decodeValue for a value whose header h is decoded already.
+func openValue(h header, v []byte, lane Lane, keys keyFunc) (Record, error) {
+	r := Record{ID: string(h.id), Lane: lane, Created: h.created}
 	switch h.format {
 	case formatPlain:
 		r.Payload = append([]byte(nil), v[h.end:]...)

@@ -36,7 +36,7 @@ func FuzzDecodeValue(f *testing.F) {
 			t.Fatalf("header error %v but value decoded", herr)
 		}
 		if err == nil {
-			if r.ID != h.id || !r.Created.Equal(h.created) || r.Lane != l {
+			if r.ID != string(h.id) || !r.Created.Equal(h.created) || r.Lane != l {
 				t.Fatalf("record %+v disagrees with header %+v", r, h)
 			}
 			if h.format == formatPlain {

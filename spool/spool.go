@@ -1,6 +1,8 @@
 package spool
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -169,8 +171,16 @@ type Spool struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	mu         sync.Mutex // guards everything below
-	leases     map[string]time.Time
+	mu     sync.Mutex // guards everything below
+	leases map[string]lease
+	// scanFrom is, per lane, the sequence Lease starts looking at: every
+	// record below it was leased, past retention or set aside when Lease
+	// last looked. Release lowers it; once a lease may have run out
+	// (leaseMin) Lease starts from the beginning again.
+	scanFrom [numLanes]uint64
+	// leaseMin is at or before the earliest end of a lease in leases;
+	// zero when there is none.
+	leaseMin   time.Time
 	count      [numLanes]int
 	laneBytes  [numLanes]int64
 	asideN     int
@@ -299,7 +309,7 @@ func open(path string, opt Options) (*Spool, string, error) {
 		path:      path,
 		reqs:      make(chan *putReq),
 		closing:   make(chan struct{}),
-		leases:    make(map[string]time.Time),
+		leases:    make(map[string]lease),
 		notify:    make(chan struct{}),
 		count:     res.count,
 		laneBytes: res.laneBytes,
@@ -502,6 +512,7 @@ func (s *Spool) expireLoop() {
 // removal is what one transaction deleted, applied to the counters once
 // it has committed.
 type removal struct {
+	noIDs   bool // do not collect ids (the caller knows them)
 	lanes   [numLanes]int
 	bytes   [numLanes]int64
 	asideN  int
@@ -513,8 +524,13 @@ type removal struct {
 func (m *removal) record(lane Lane, k, v []byte) {
 	m.lanes[lane]++
 	m.bytes[lane] += int64(len(k) + len(v))
+	if m.noIDs && !(len(v) > 0 && v[0] == formatEncrypted) {
+		return
+	}
 	if h, err := decodeHeader(v); err == nil {
-		m.ids = append(m.ids, h.id)
+		if !m.noIDs {
+			m.ids = append(m.ids, string(h.id))
+		}
 		if h.format == formatEncrypted {
 			m.periods = append(m.periods, h.period)
 		}
@@ -839,44 +855,88 @@ func (s *Spool) keyFor(period int64) *periodKey {
 	return s.ks.lookup(period)
 }
 
+// lease is a record handed out by Lease: until when, and where it is.
+type lease struct {
+	until time.Time
+	lane  Lane
+	seq   uint64
+}
+
 // Lease returns up to max records that are not under an unexpired lease,
 // alert lane first, oldest first within a lane, and leases them for ttl. The
 // lease lives in memory only. A nil or empty result means nothing is free.
 // Records past MaxAge are skipped. A record that cannot be decoded or
 // decrypted is set aside (Stats.SetAside), not returned and not an error.
+//
+// Lease does not walk the leased records at the head of a lane again on
+// every call: it starts where the last call stopped (scanFrom), unless a
+// release or a lease running out may have freed a record before it.
 func (s *Spool) Lease(max int, ttl time.Duration) ([]Record, error) {
+	recs, _, err := s.lease(nil, max, ttl)
+	return recs, err
+}
+
+// LeaseAppend is Lease with the payloads of plain (unencrypted) records
+// appended to buf, grown as needed, rather than each in an allocation of
+// its own. A caller that hands buf back once it is done with the records
+// (say, once they are published and acknowledged) saves the garbage
+// collector most of the bytes of a busy uplink. The records' payloads
+// alias the returned buffer.
+func (s *Spool) LeaseAppend(buf []byte, max int, ttl time.Duration) ([]Record, []byte, error) {
+	if buf == nil {
+		buf = []byte{}
+	}
+	return s.lease(buf, max, ttl)
+}
+
+// lease is Lease, and LeaseAppend when buf is not nil.
+func (s *Spool) lease(buf []byte, max int, ttl time.Duration) ([]Record, []byte, error) {
 	if max <= 0 {
-		return nil, nil
+		return nil, buf, nil
 	}
 	s.mu.Lock()
 	if s.isClosed {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("lease records: %w", ErrClosed)
+		return nil, buf, fmt.Errorf("lease records: %w", ErrClosed)
 	}
 	now := s.opt.Now()
+	if !s.leaseMin.IsZero() && !now.Before(s.leaseMin) {
+		s.pruneLeasesLocked(now)
+	}
 	var out []Record
+	var seqs []uint64
 	var bad []badRef
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		for lane, name := range laneBuckets {
 			c := tx.Bucket(name).Cursor()
-			for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
+			var from [keyLen]byte
+			binary.BigEndian.PutUint64(from[:], s.scanFrom[lane])
+			for k, v := c.Seek(from[:]); k != nil && len(out) < max; k, v = c.Next() {
+				if len(k) == keyLen {
+					s.scanFrom[lane] = binary.BigEndian.Uint64(k) + 1
+				}
 				h, err := decodeHeader(v)
-				if err != nil {
+				if err != nil || len(k) != keyLen {
 					bad = append(bad, badRef{Lane(lane), string(k)})
 					continue
 				}
-				if until, ok := s.leases[h.id]; ok && now.Before(until) {
+				if l, ok := s.leases[string(h.id)]; ok && now.Before(l.until) {
 					continue
 				}
 				if s.pastRetention(h.created, now) {
 					continue
 				}
-				r, err := decodeValue(v, Lane(lane), s.keyFor)
-				if err != nil {
+				var r Record
+				if buf != nil && h.format == formatPlain {
+					n := len(buf)
+					buf = append(buf, v[h.end:]...)
+					r = Record{ID: string(h.id), Lane: Lane(lane), Created: h.created, Payload: buf[n:len(buf):len(buf)]}
+				} else if r, err = openValue(h, v, Lane(lane), s.keyFor); err != nil {
 					bad = append(bad, badRef{Lane(lane), string(k)})
 					continue
 				}
 				out = append(out, r)
+				seqs = append(seqs, binary.BigEndian.Uint64(k))
 			}
 			if len(out) >= max {
 				break
@@ -885,20 +945,41 @@ func (s *Spool) Lease(max int, ttl time.Duration) ([]Record, error) {
 		return nil
 	})
 	if err != nil {
+		// Nothing was leased: look from the start next time.
+		s.scanFrom = [numLanes]uint64{}
 		s.mu.Unlock()
-		return nil, fmt.Errorf("lease records: %w", mapErr(err))
+		return nil, buf, fmt.Errorf("lease records: %w", mapErr(err))
 	}
 	until := now.Add(ttl)
-	for _, r := range out {
-		s.leases[r.ID] = until
+	for i, r := range out {
+		s.leases[r.ID] = lease{until: until, lane: r.Lane, seq: seqs[i]}
+	}
+	if len(out) > 0 && (s.leaseMin.IsZero() || until.Before(s.leaseMin)) {
+		s.leaseMin = until
 	}
 	s.mu.Unlock()
 	if len(bad) > 0 {
 		if err := s.setAside(bad); err != nil {
-			return out, err
+			return out, buf, err
 		}
 	}
-	return out, nil
+	return out, buf, nil
+}
+
+// pruneLeasesLocked forgets the leases that ran out by now, finds the
+// earliest end among the rest, and makes Lease look at every record again.
+// s.mu held.
+func (s *Spool) pruneLeasesLocked(now time.Time) {
+	s.leaseMin = time.Time{}
+	for id, l := range s.leases {
+		switch {
+		case !now.Before(l.until):
+			delete(s.leases, id)
+		case s.leaseMin.IsZero() || l.until.Before(s.leaseMin):
+			s.leaseMin = l.until
+		}
+	}
+	s.scanFrom = [numLanes]uint64{}
 }
 
 // Release ends the leases of ids so Lease hands them out again. Unknown or
@@ -907,41 +988,85 @@ func (s *Spool) Release(ids ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, id := range ids {
-		delete(s.leases, id)
+		if l, ok := s.leases[id]; ok {
+			s.scanFrom[l.lane] = min(s.scanFrom[l.lane], l.seq)
+			delete(s.leases, id)
+		}
 	}
 }
 
 // Ack deletes the records with the given IDs in one transaction and returns
-// how many were stored. Unknown IDs are ignored.
+// how many were stored. Unknown IDs are ignored. A leased record is found
+// by where Lease found it; any other through the index.
 func (s *Spool) Ack(ids ...string) (int, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	if s.closed() {
+	s.mu.Lock()
+	if s.isClosed {
+		s.mu.Unlock()
 		return 0, fmt.Errorf("ack records: %w", ErrClosed)
 	}
+	refs := make([]ackRef, len(ids))
+	for i, id := range ids {
+		refs[i].id = id
+		if l, ok := s.leases[id]; ok {
+			refs[i].lane, refs[i].seq, refs[i].known = l.lane, l.seq, true
+		}
+	}
+	s.mu.Unlock()
+	// In key order: neighbouring deletes touch the same pages.
+	slices.SortFunc(refs, func(a, b ackRef) int {
+		if a.lane != b.lane {
+			return int(a.lane) - int(b.lane)
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
 	var rm removal
 	err := s.updateFreeing(func(tx *bbolt.Tx) error {
-		rm = removal{}
-		idx := tx.Bucket(bucketIndex)
-		for _, id := range ids {
-			ix := idx.Get([]byte(id))
-			if ix == nil {
-				continue
+		rm = removal{noIDs: true} // Ack ends the leases of ids itself
+		// One cursor per bucket: a Seek finds the value and Delete removes
+		// it where the cursor stands, one walk down the tree instead of a
+		// Get and a Delete.
+		ic := tx.Bucket(bucketIndex).Cursor()
+		var lc [numLanes]*bbolt.Cursor
+		for lane, name := range laneBuckets {
+			lc[lane] = tx.Bucket(name).Cursor()
+		}
+		var key [keyLen]byte
+		for _, ref := range refs {
+			lane, k, v := ref.lane, key[:], []byte(nil)
+			if ref.known {
+				binary.BigEndian.PutUint64(k, ref.seq)
+				if fk, fv := lc[lane].Seek(k); bytes.Equal(fk, k) {
+					if h, err := decodeHeader(fv); err == nil && string(h.id) == ref.id {
+						v = fv
+					} // else not its value (never expected): ask the index
+				}
 			}
-			lane, key, err := decodeIndex(ix)
-			if err != nil {
-				return fmt.Errorf("index %q: %w", id, err)
+			if v == nil {
+				fk, ix := ic.Seek([]byte(ref.id))
+				if fk == nil || string(fk) != ref.id {
+					continue
+				}
+				var err error
+				if lane, k, err = decodeIndex(ix); err != nil {
+					return fmt.Errorf("index %q: %w", ref.id, err)
+				}
+				if fk, fv := lc[lane].Seek(k); bytes.Equal(fk, k) {
+					v = fv
+				}
 			}
-			b := tx.Bucket(laneBuckets[lane])
-			if v := b.Get(key); v != nil {
-				rm.record(lane, key, v)
-				if err := b.Delete(key); err != nil {
+			if v != nil {
+				rm.record(lane, k, v)
+				if err := lc[lane].Delete(); err != nil {
 					return fmt.Errorf("delete value: %w", err)
 				}
 			}
-			if err := idx.Delete([]byte(id)); err != nil {
-				return fmt.Errorf("delete index: %w", err)
+			if fk, _ := ic.Seek([]byte(ref.id)); fk != nil && string(fk) == ref.id {
+				if err := ic.Delete(); err != nil {
+					return fmt.Errorf("delete index: %w", err)
+				}
 			}
 		}
 		return nil
@@ -959,6 +1084,14 @@ func (s *Spool) Ack(ids ...string) (int, error) {
 		s.ks.forget(rm.periods)
 	}
 	return rm.lanes[0] + rm.lanes[1], nil
+}
+
+// ackRef is an ID to delete and, when leased, where its value is.
+type ackRef struct {
+	id    string
+	lane  Lane
+	seq   uint64
+	known bool
 }
 
 // Expire deletes records created more than MaxAge before Now, leased or not,
@@ -1102,6 +1235,16 @@ func (s *Spool) Len() int {
 	return n
 }
 
+// LaneLen returns how many records lane holds, leased or not; cheap.
+func (s *Spool) LaneLen(lane Lane) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if int(lane) >= len(s.count) {
+		return 0
+	}
+	return s.count[lane]
+}
+
 // Stats returns a snapshot of counters. Oldest is read from the file; if the
 // spool is closed it is left zero.
 func (s *Spool) Stats() Stats {
@@ -1123,8 +1266,8 @@ func (s *Spool) Stats() Stats {
 		LastError:        s.lastErr,
 	}
 	now := s.opt.Now()
-	for _, until := range s.leases {
-		if now.Before(until) {
+	for _, l := range s.leases {
+		if now.Before(l.until) {
 			st.Leased++
 		}
 	}

@@ -8,8 +8,8 @@
 //     (ReadSchemaV1, ReadExampleV1, files in schema/).
 //   - Topics, per device: alpr/v1/{device}/reads, .../alerts (hotlist hits,
 //     leased from the spool before any backlog), .../status (retained; the
-//     will sets {"state":"offline"}), .../diag, and the subscribed
-//     .../receipts.
+//     will sets {"state":"offline"}), .../diag, and .../receipts,
+//     subscribed in receipt mode only.
 //   - The session: client ID = device ID, clean session off, QoS 1, TLS with
 //     client certificates (plaintext tcp:// only with Insecure), automatic
 //     reconnect with capped backoff, bounded waits on every token.
@@ -24,10 +24,16 @@
 //     in flight at a fault (TestFault_Chaos checks it read by read).
 //   - Flow: batches (Batch) are pipelined within a window (Inflight) of
 //     records awaiting PUBACK or receipt; deletions run in their own
-//     goroutine so a spool fsync never stalls publishing. Every lease takes
-//     the alert lane first, and alerts may exceed a full window by one
-//     Batch, so a hotlist hit is never held behind a backlog that awaits
-//     receipts.
+//     goroutine so a spool fsync never stalls publishing. In puback mode the
+//     window slides by the record as PUBACKs come in, not by the batch: a
+//     broker without TCP_NODELAY (mosquitto's default) holds the last
+//     PUBACKs of a burst until a TCP ACK reaches it, which a quiet client
+//     delays by ~40 ms, so a window that waits for whole batches stalls
+//     (half the throughput, measured). A batch's payloads are leased into
+//     one buffer (spool.LeaseAppend), reused once every record of it is
+//     PUBACKed. Every lease takes the alert lane first, and alerts may
+//     exceed a full window by one Batch, so a hotlist hit is never held
+//     behind a backlog that awaits receipts.
 //   - The receipt alarm: when published records get no receipt for
 //     ReceiptAlarmAfter (the central receiver is down, or the broker's ACL
 //     silently drops the device's publishes yet answers PUBACK), Status.Alarm
@@ -37,9 +43,10 @@
 //     idempotently in an fsync'd JSON-lines file and only then publishes
 //     receipts. The demo and tests use it; central systems can copy it.
 //
-// Why receipts and not PUBACK: paho completes publish tokens without error
-// when the connection drops and auto-reconnects, its stores never fsync, and
-// a broker answers PUBACK to a publish its ACL silently dropped. A PUBACK
+// Why receipts and not PUBACK: paho's stores never fsync (a PUBLISH awaiting
+// its PUBACK dies with the process), a broker that is not persistent loses
+// what it acknowledged when it dies, and a broker answers PUBACK to a
+// publish its ACL silently dropped. A PUBACK
 // means "a broker saw it", not "it is stored". ReceiptMode "puback" exists for
 // central systems that cannot send receipts and is the weaker promise: a read
 // can be lost between broker and storage.

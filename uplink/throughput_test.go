@@ -1,14 +1,18 @@
 package uplink
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -116,34 +120,26 @@ func benchEnvInt(name string, def int) int {
 var benchDevice atomic.Int64
 
 // BenchmarkThroughput measures reads/s from a full spool to the broker on
-// loopback, against one mosquitto with the reference receiver subscribed,
-// for ~1 kB and ~20 kB reads:
+// loopback, for ~1 kB and ~20 kB reads, each run against a mosquitto of its
+// own:
 //
-//   - receipt: the uplink in its default mode, timed until the receiver's
-//     receipts have emptied the spool;
+//   - receipt: the uplink in its default mode, with the reference receiver
+//     subscribed, timed until the receiver's receipts have emptied the
+//     spool;
 //   - puback: the uplink deleting on PUBACK, timed until the spool is empty;
 //   - paho: a bare paho client publishing the same payloads at QoS 1 as fast
 //     as it can (all publishes issued, then every token awaited), the
 //     reference the uplink is compared with.
 //
+// puback and paho run with no subscriber: they measure spool (or memory) to
+// broker, and a receiver in this process would load them unequally (paho's
+// clock stops while the receiver still works through the burst).
+//
 // Each run connects anew (timed in all three). Spooling the reads is not
-// timed. Batch and Inflight are the defaults unless ALPR_BENCH_BATCH and
-// ALPR_BENCH_INFLIGHT say otherwise.
+// timed, nor is closing the client: the clock stops when the spool is empty
+// (uplink) or the last token is done (paho). Batch and Inflight are the
+// defaults unless ALPR_BENCH_BATCH and ALPR_BENCH_INFLIGHT say otherwise.
 func BenchmarkThroughput(b *testing.B) {
-	br := mqtttest.Start(b)
-	store := filepath.Join(b.TempDir(), "reads.jsonl")
-	cfg := DefaultReceiverConfig()
-	cfg.Broker, cfg.Insecure, cfg.ClientID, cfg.Store = br.URL(), true, "central-bench", store
-	rv, err := NewReceiver(cfg, nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := rv.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = rv.Close(context.Background()) })
-	waitFor(b, 10*time.Second, "receiver to subscribe", func() bool { return rv.Stats().Subscribed })
-
 	batch := benchEnvInt("ALPR_BENCH_BATCH", DefaultConfig().Batch)
 	inflight := benchEnvInt("ALPR_BENCH_INFLIGHT", DefaultConfig().Inflight)
 	for _, size := range []struct {
@@ -153,14 +149,36 @@ func BenchmarkThroughput(b *testing.B) {
 		b.Run(size.name, func(b *testing.B) {
 			for _, mode := range []string{ReceiptModeReceipt, ReceiptModePuback, "paho"} {
 				b.Run(mode, func(b *testing.B) {
-					benchThroughput(b, br.URL(), mode, size.crop, batch, inflight)
+					br := mqtttest.Start(b, mqtttest.WithConfig(os.Getenv("ALPR_BENCH_MOSQ")))
+					if mode == ReceiptModeReceipt {
+						startBenchReceiver(b, br.URL())
+					}
+					benchThroughput(b, br, mode, size.crop, batch, inflight)
 				})
 			}
 		})
 	}
 }
 
-func benchThroughput(b *testing.B, broker, mode string, crop, batch, inflight int) {
+// startBenchReceiver runs the reference receiver, storing to a file, until
+// the benchmark ends.
+func startBenchReceiver(b *testing.B, broker string) {
+	cfg := DefaultReceiverConfig()
+	cfg.Broker, cfg.Insecure, cfg.ClientID = broker, true, "central-bench"
+	cfg.Store = filepath.Join(b.TempDir(), "reads.jsonl")
+	rv, err := NewReceiver(cfg, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := rv.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = rv.Close(context.Background()) })
+	waitFor(b, 10*time.Second, "receiver to subscribe", func() bool { return rv.Stats().Subscribed })
+}
+
+func benchThroughput(b *testing.B, br *mqtttest.Broker, mode string, crop, batch, inflight int) {
+	broker := br.URL()
 	device := fmt.Sprintf("bench-%d", benchDevice.Add(1))
 	s, err := spool.Open(filepath.Join(b.TempDir(), "spool.db"), spool.Options{})
 	if err != nil {
@@ -174,11 +192,25 @@ func benchThroughput(b *testing.B, broker, mode string, crop, batch, inflight in
 	}
 	b.SetBytes(int64(len(rec.Payload)))
 
+	if path := os.Getenv("ALPR_BENCH_CPUPROFILE"); path != "" {
+		// The timed phase only (go test's -cpuprofile also takes in the
+		// spooling): ALPR_BENCH_CPUPROFILE=/tmp/x.prof with one sub-benchmark.
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	b.ResetTimer()
-	start := time.Now()
+	cpu0, brokerCPU0 := cpuTime(b, 0), cpuTime(b, br.Pid())
+	var elapsed time.Duration
 	if mode == "paho" {
-		benchPaho(b, broker, device, s)
+		elapsed = benchPaho(b, broker, device, s)
 	} else {
+		start := time.Now()
 		cfg := DefaultConfig()
 		cfg.Broker, cfg.Insecure, cfg.Device = broker, true, device
 		cfg.Batch, cfg.Inflight, cfg.ReceiptMode = batch, inflight, mode
@@ -190,26 +222,56 @@ func benchThroughput(b *testing.B, broker, mode string, crop, batch, inflight in
 			b.Fatal(err)
 		}
 		for s.Len() > 0 {
-			time.Sleep(time.Millisecond)
+			time.Sleep(100 * time.Microsecond)
 		}
+		elapsed = time.Since(start)
 		b.StopTimer()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_ = u.Close(ctx)
 		cancel()
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "reads/s")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "reads/s")
+	// CPU per read, less noisy than reads/s on a shared machine. This
+	// process includes the receiver (the same in every mode); in the
+	// uplink modes it also includes stopping the uplink.
+	b.ReportMetric(float64((cpuTime(b, 0)-cpu0).Microseconds())/float64(b.N), "cpu-us/read")
+	b.ReportMetric(float64((cpuTime(b, br.Pid())-brokerCPU0).Microseconds())/float64(b.N), "broker-cpu-us/read")
+}
+
+// cpuTime returns the user and system CPU time of process pid so far, or
+// of this process when pid is 0.
+func cpuTime(b *testing.B, pid int) time.Duration {
+	if pid == 0 {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			b.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command (which may hold spaces), from field 3 on:
+	// utime and stime are fields 14 and 15, in clock ticks (100/s).
+	f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // benchPaho publishes every payload of s with a bare paho client, QoS 1,
-// clean session off like the uplink, and waits for every token.
-func benchPaho(b *testing.B, broker, device string, s *spool.Spool) {
+// clean session off like the uplink, waits for every token and returns the
+// time from connecting to the last token.
+func benchPaho(b *testing.B, broker, device string, s *spool.Spool) time.Duration {
 	b.StopTimer()
 	recs, err := s.Lease(b.N, time.Hour)
 	if err != nil || len(recs) != b.N {
 		b.Fatalf("lease %d: %d, %v", b.N, len(recs), err)
 	}
 	b.StartTimer()
+	start := time.Now()
 	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).SetClientID(device).SetCleanSession(false))
 	if err := waitTokenT(c.Connect()); err != nil {
 		b.Fatal(err)
@@ -225,4 +287,5 @@ func benchPaho(b *testing.B, broker, device string, s *spool.Spool) {
 			b.Fatal(err)
 		}
 	}
+	return time.Since(start)
 }

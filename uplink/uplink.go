@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -30,6 +31,22 @@ type Queue interface {
 }
 
 var _ Queue = (*spool.Spool)(nil)
+
+// appendLeaser is a Queue that can lease into a caller's buffer
+// (spool.Spool.LeaseAppend): the uplink reuses a batch's buffer once every
+// record of it is PUBACKed, so a busy uplink leaves little garbage.
+type appendLeaser interface {
+	LeaseAppend(buf []byte, max int, ttl time.Duration) ([]spool.Record, []byte, error)
+}
+
+var _ appendLeaser = (*spool.Spool)(nil)
+
+// laneCounter is a Queue that says cheaply how many records a lane holds.
+type laneCounter interface {
+	LaneLen(lane spool.Lane) int
+}
+
+var _ laneCounter = (*spool.Spool)(nil)
 
 // Status is a snapshot of the uplink for the diag page.
 type Status struct {
@@ -62,6 +79,18 @@ type Uplink struct {
 	client mqtt.Client
 	subs   *Subscriber // hotlist and config topics
 	tick   time.Duration
+	// The topics this device publishes reads and alerts to, and receives
+	// receipts on.
+	topicReads, topicAlerts, topicReceipts string
+
+	bufs [][]byte // batch buffers for reuse; the run loop's own
+	// pubacked counts, in puback mode, the records PUBACKed in batches
+	// whose result the loop has not taken yet: they are out of the window
+	// already. The window slides by the record, not by the batch: with a
+	// broker that does not set TCP_NODELAY (mosquitto's default), the last
+	// PUBACKs of a batch can wait ~40 ms for a delayed TCP ACK that only
+	// our next PUBLISH would carry at once.
+	pubacked atomic.Int64
 
 	wake    chan struct{}    // buffered 1: a pending wake-up for the loop
 	results chan batchResult // from each batch's token waiter to the loop
@@ -114,6 +143,10 @@ func New(cfg Config, q Queue, logger *slog.Logger) (*Uplink, error) {
 		results: make(chan batchResult, 16),
 		ackWake: make(chan struct{}, 1),
 		tick:    min(max(cfg.ResendAfter/4, 50*time.Millisecond), time.Second),
+
+		topicReads:    Topic(cfg.Device, TopicReads),
+		topicAlerts:   Topic(cfg.Device, TopicAlerts),
+		topicReceipts: Topic(cfg.Device, TopicReceipts),
 	}
 	offline, _ := json.Marshal(statusMsg{State: "offline", Device: cfg.Device})
 	opts := mqtt.NewClientOptions().
@@ -303,10 +336,14 @@ func (u *Uplink) onConnect(c mqtt.Client) {
 	u.mu.Unlock()
 
 	// Subscribe before publishing reads: with a broker that lost our session
-	// a receipt sent before the subscription exists would be lost.
+	// a receipt sent before the subscription exists would be lost. In
+	// puback mode receipts are not used, so they are not asked for.
 	var err error
 	for range 3 {
-		tok := c.Subscribe(Topic(u.cfg.Device, TopicReceipts), 1, u.onMessage)
+		if u.cfg.ReceiptMode == ReceiptModePuback {
+			break
+		}
+		tok := c.Subscribe(u.topicReceipts, 1, u.onMessage)
 		if err = waitToken(context.Background(), tok, u.cfg.PublishTimeout); err == nil {
 			break
 		}
@@ -354,7 +391,9 @@ func (u *Uplink) onMessage(_ mqtt.Client, m mqtt.Message) {
 	if u.subs.Dispatch(m) {
 		return
 	}
-	if m.Topic() != Topic(u.cfg.Device, TopicReceipts) {
+	if m.Topic() != u.topicReceipts || u.cfg.ReceiptMode == ReceiptModePuback {
+		// In puback mode a receipt (a session kept from receipt mode)
+		// has nothing left to do: the record went on its PUBACK.
 		return
 	}
 	ids, err := ParseReceipt(m.Payload())
@@ -396,7 +435,9 @@ type sent struct {
 // first n records' tokens completed (PUBACK), gens[i] being the connection
 // each completed on; err is the failure of recs[n] when n < len(recs).
 type batchResult struct {
+	slid int64 // records it took out of the window before it was handled (Uplink.pubacked)
 	recs []spool.Record
+	buf  []byte // what the payloads of recs alias, if leased into a buffer
 	n    int
 	gens []uint64
 	at   time.Time
@@ -498,18 +539,16 @@ type pend struct {
 // inflight (or, in puback mode, to the list to delete) and releases the
 // rest for a re-send.
 func (u *Uplink) handleResult(res batchResult, inflight map[string]sent, pending map[string]pend, pubacked []string) []string {
-	state := make(map[string]pend, len(res.recs))
-	for _, r := range res.recs {
-		state[r.ID] = pending[r.ID]
-		delete(pending, r.ID)
-	}
+	u.pubacked.Add(-res.slid) // they leave pending now
 	u.mu.Lock()
 	gen := u.gen
 	u.mu.Unlock()
 	var release []string
 	for i, r := range res.recs[:res.n] {
+		p := pending[r.ID]
+		delete(pending, r.ID)
 		switch {
-		case state[r.ID].receipted:
+		case p.receipted:
 			// Its receipt beat the PUBACK's report here: done, and the ack
 			// loop deletes it.
 		case u.cfg.ReceiptMode == ReceiptModePuback:
@@ -519,15 +558,22 @@ func (u *Uplink) handleResult(res batchResult, inflight map[string]sent, pending
 			// lost with it.
 			release = append(release, r.ID)
 		default:
-			inflight[r.ID] = sent{at: res.at, pub: state[r.ID].at, gen: gen}
+			inflight[r.ID] = sent{at: res.at, pub: p.at, gen: gen}
 		}
 	}
 	for _, r := range res.recs[res.n:] {
-		if !state[r.ID].receipted {
+		if !pending[r.ID].receipted {
 			release = append(release, r.ID)
 		}
+		delete(pending, r.ID)
 	}
 	u.q.Release(release...)
+	if res.buf != nil && res.n == len(res.recs) && res.err == nil {
+		// Every PUBACK is in: paho holds none of these payloads any more
+		// (a PUBLISH still unacknowledged stays in its store for a re-send
+		// and its buffer is left to the collector).
+		u.putBuf(res.buf)
+	}
 	if res.err != nil && !errors.Is(res.err, context.Canceled) && !errors.Is(res.err, mqtt.ErrNotConnected) {
 		id := res.recs[res.n].ID
 		u.setError(fmt.Errorf("publish %s: %w", id, res.err))
@@ -650,16 +696,17 @@ func (u *Uplink) applyReceipts(inflight map[string]sent, pending map[string]pend
 // up to Batch over the window: a hit must not wait for the backlog's
 // receipts.
 func (u *Uplink) publish(ctx context.Context, inflight map[string]sent, pending map[string]pend) {
-	out := func() int { return len(inflight) + len(pending) }
+	out := func() int { return len(inflight) + len(pending) - int(u.pubacked.Load()) }
 	for out() < u.cfg.Inflight {
 		n := min(u.cfg.Batch, u.cfg.Inflight-out())
-		recs, err := u.q.Lease(n, u.cfg.ResendAfter)
+		recs, buf, err := u.lease(n)
 		if err != nil {
 			u.setError(fmt.Errorf("lease records: %w", err))
 			u.log.Error("lease records", "err", err)
 			return
 		}
 		if len(recs) == 0 {
+			u.putBuf(buf)
 			if out() == 0 {
 				u.mu.Lock()
 				u.alarmIdleLocked()
@@ -667,7 +714,10 @@ func (u *Uplink) publish(ctx context.Context, inflight map[string]sent, pending 
 			}
 			return
 		}
-		u.publishBatch(ctx, recs, pending)
+		u.publishBatch(ctx, recs, buf, pending)
+	}
+	if lc, ok := u.q.(laneCounter); ok && lc.LaneLen(spool.LaneAlert) == 0 {
+		return // no alert waits: skip leasing one read only to release it
 	}
 	for out() < u.cfg.Inflight+u.cfg.Batch {
 		recs, err := u.q.Lease(1, u.cfg.ResendAfter)
@@ -678,26 +728,50 @@ func (u *Uplink) publish(ctx context.Context, inflight map[string]sent, pending 
 			u.q.Release(recs[0].ID) // a read: it waits for room in the window
 			return
 		}
-		u.publishBatch(ctx, recs, pending)
+		u.publishBatch(ctx, recs, nil, pending)
+	}
+}
+
+// lease leases up to n records, into a reused buffer when the queue can.
+// Called from the run loop only.
+func (u *Uplink) lease(n int) ([]spool.Record, []byte, error) {
+	al, ok := u.q.(appendLeaser)
+	if !ok {
+		recs, err := u.q.Lease(n, u.cfg.ResendAfter)
+		return recs, nil, err
+	}
+	var buf []byte
+	if k := len(u.bufs); k > 0 {
+		buf, u.bufs = u.bufs[k-1][:0], u.bufs[:k-1]
+	}
+	return al.LeaseAppend(buf, n, u.cfg.ResendAfter)
+}
+
+// putBuf keeps a batch buffer for reuse. Called from the run loop only.
+func (u *Uplink) putBuf(buf []byte) {
+	if buf != nil && len(u.bufs) < u.cfg.Inflight/u.cfg.Batch+2 {
+		u.bufs = append(u.bufs, buf)
 	}
 }
 
 // publishBatch publishes recs in order and starts a goroutine that awaits
 // their tokens and reports to the loop through u.results.
-func (u *Uplink) publishBatch(ctx context.Context, recs []spool.Record, pending map[string]pend) {
+func (u *Uplink) publishBatch(ctx context.Context, recs []spool.Record, buf []byte, pending map[string]pend) {
 	toks := make([]mqtt.Token, len(recs))
+	at := time.Now()
 	for i, r := range recs {
-		kind := TopicReads
+		topic := u.topicReads
 		if r.Lane == spool.LaneAlert {
-			kind = TopicAlerts
+			topic = u.topicAlerts
 		}
-		toks[i] = u.client.Publish(Topic(u.cfg.Device, kind), 1, false, r.Payload)
-		pending[r.ID] = pend{at: time.Now()}
+		toks[i] = u.client.Publish(topic, 1, false, r.Payload)
+		pending[r.ID] = pend{at: at}
 	}
 	u.wg.Add(1)
 	go func() {
 		defer u.wg.Done()
-		res := batchResult{recs: recs, n: len(recs), gens: make([]uint64, len(recs))}
+		res := batchResult{recs: recs, buf: buf, n: len(recs), gens: make([]uint64, len(recs))}
+		slide := u.cfg.ReceiptMode == ReceiptModePuback
 		for i, tok := range toks {
 			if err := waitToken(ctx, tok, u.cfg.PublishTimeout); err != nil {
 				res.n, res.err = i, err
@@ -712,6 +786,11 @@ func (u *Uplink) publishBatch(ctx context.Context, recs []spool.Record, pending 
 			u.mu.Lock()
 			res.gens[i] = u.gen
 			u.mu.Unlock()
+			if slide {
+				u.pubacked.Add(1)
+				res.slid++
+				u.poke()
+			}
 		}
 		res.at = time.Now()
 		select {
@@ -723,6 +802,11 @@ func (u *Uplink) publishBatch(ctx context.Context, recs []spool.Record, pending 
 
 // waitToken waits for tok, never longer than d, and returns its error.
 func waitToken(ctx context.Context, tok mqtt.Token, d time.Duration) error {
+	select {
+	case <-tok.Done(): // done already (most of a batch): no timer
+		return tok.Error()
+	default:
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

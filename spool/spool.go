@@ -903,8 +903,8 @@ func (s *Spool) lease(buf []byte, max int, ttl time.Duration) ([]Record, []byte,
 	if !s.leaseMin.IsZero() && !now.Before(s.leaseMin) {
 		s.pruneLeasesLocked(now)
 	}
-	var out []Record
-	var seqs []uint64
+	out := make([]Record, 0, min(max, 1024))
+	seqs := make([]uint64, 0, cap(out))
 	var bad []badRef
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		for lane, name := range laneBuckets {

@@ -43,10 +43,11 @@
 //     idempotently in an fsync'd JSON-lines file and only then publishes
 //     receipts. The demo and tests use it; central systems can copy it.
 //
-// Why receipts and not PUBACK: paho's stores never fsync (a PUBLISH awaiting
-// its PUBACK dies with the process), a broker that is not persistent loses
-// what it acknowledged when it dies, and a broker answers PUBACK to a
-// publish its ACL silently dropped. A PUBACK
+// Why receipts and not PUBACK: on a reconnect paho completes every
+// outstanding publish token without error and sends the PUBLISH again from
+// its store (a store that never fsyncs), so a token is not even proof of a
+// PUBACK; a broker that is not persistent loses what it acknowledged when it
+// dies; and a broker answers PUBACK to a publish its ACL silently dropped. A PUBACK
 // means "a broker saw it", not "it is stored". ReceiptMode "puback" exists for
 // central systems that cannot send receipts and is the weaker promise: a read
 // can be lost between broker and storage.

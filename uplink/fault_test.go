@@ -666,3 +666,74 @@ func testChaos(t *testing.T, persist bool) {
 		reads, rv.Len(), lost, dups, dupIDs, rs.Duplicates, w.faults, kills, cuts, stalls, w.sumAtFault, len(w.atFault),
 		len(w.sent)+resent, resent, accepts, st.Reconnects)
 }
+
+// TestFault_PubackWindowUnderCuts drains a backlog in puback mode, where
+// the window slides by the record, while the device's link is cut and
+// stalled: every read arrives, the spool empties, the window's count of
+// PUBACKed records comes back to zero, and reads put afterwards still flow
+// (a count that drifted would hold the window shut or overfill it).
+//
+// puback mode's promise ends at the broker: a receiver that falls behind by
+// more than mosquitto's max_queued_messages (1000) loses reads for good, so
+// the broker here queues without a limit, and the receiver must have seen
+// no invalid payload (a batch buffer reused too early would show as one).
+func TestFault_PubackWindowUnderCuts(t *testing.T) {
+	b := mqtttest.Start(t, mqtttest.WithConfig("max_queued_messages 0"))
+	dev := startProxy(t, b.Addr(), func(*proxyConn, direction, *mqttPacket) verdict { return forward })
+	s := openSpool(t)
+	c := &collector{}
+	rv := startReceiver(t, b.URL(), filepath.Join(t.TempDir(), "reads.jsonl"), c)
+	ids := putMany(t, s, testDevice, 3000, spool.LaneRead, 0)
+	u := startUplink(t, dev.URL(), s, func(c *Config) {
+		c.ReceiptMode = ReceiptModePuback
+		c.Batch, c.Inflight = 32, 128 // many turns of the window
+		c.KeepAlive = time.Second     // a stalled link is noticed within ~2 s
+		c.MaxReconnectInterval = 200 * time.Millisecond
+	})
+	for i := range 8 {
+		before := u.Status().Reconnects
+		waitFor(t, 30*time.Second, "reads to flow", func() bool { return u.Status().Published > uint64(300*(i+1)) || s.Len() == 0 })
+		if i%4 == 3 {
+			dev.Stall()
+			time.Sleep(2500 * time.Millisecond)
+			dev.Resume()
+		} else {
+			dev.CutAll()
+		}
+		waitFor(t, 60*time.Second, "the uplink to reconnect", func() bool { return u.Status().Reconnects > before })
+	}
+	waitFor(t, 90*time.Second, "spool to empty", func() bool { return s.Len() == 0 })
+	if !waitUntil(10*time.Second, func() bool { return c.has(ids) }) {
+		missing := 0
+		for _, id := range ids {
+			if !c.has([]string{id}) {
+				missing++
+			}
+		}
+		t.Fatalf("%d of %d reads never reached the receiver; receiver %+v; uplink %+v", missing, len(ids), rv.Stats(), u.Status())
+	}
+	if n := rv.Stats().Invalid; n != 0 {
+		t.Fatalf("the receiver got %d invalid payloads", n)
+	}
+	waitFor(t, 10*time.Second, "the window to close", func() bool { return u.Status().InFlight == 0 })
+	if n := u.pubacked.Load(); n != 0 {
+		t.Fatalf("window count of PUBACKed records = %d after the drain, want 0", n)
+	}
+	more := putMany(t, s, testDevice, 500, spool.LaneRead, 0)
+	waitFor(t, 60*time.Second, "reads put after the faults to flow", func() bool { return s.Len() == 0 && c.has(more) })
+	if n := rv.Stats().Invalid; n != 0 {
+		t.Fatalf("the receiver got %d invalid payloads", n)
+	}
+	st := u.Status()
+	t.Logf("3,500 reads received; %d publishes, %d reconnects", st.Published, st.Reconnects)
+}
+
+// waitUntil polls cond until it holds or timeout passes; it reports which.
+func waitUntil(timeout time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(timeout); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}

@@ -335,6 +335,10 @@ func (u *Uplink) explainConnectError(ctx context.Context, err error) error {
 // would show only as "connection lost". It runs on paho's reconnect
 // goroutine and does not probe.
 func (u *Uplink) onConnectionNotification(_ mqtt.Client, n mqtt.ConnectionNotification) {
+	if _, ok := n.(mqtt.ConnectionNotificationConnecting); ok {
+		u.attempts.Add(1) // see Uplink.attempts
+		return
+	}
 	f, ok := n.(mqtt.ConnectionNotificationFailed)
 	if !ok || f.Reason == nil {
 		return

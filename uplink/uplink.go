@@ -83,7 +83,8 @@ type Uplink struct {
 	// receipts on.
 	topicReads, topicAlerts, topicReceipts string
 
-	bufs [][]byte // batch buffers for reuse; the run loop's own
+	bufs      [][]byte // batch buffers for reuse; the run loop's own
+	perRecord int      // payload bytes per record to size a new buffer for
 	// pubacked counts, in puback mode, the records PUBACKed in batches
 	// whose result the loop has not taken yet: they are out of the window
 	// already. The window slides by the record, not by the batch: with a
@@ -91,6 +92,14 @@ type Uplink struct {
 	// PUBACKs of a batch can wait ~40 ms for a delayed TCP ACK that only
 	// our next PUBLISH would carry at once.
 	pubacked atomic.Int64
+	// attempts counts connection attempts, bumped synchronously before
+	// each (onConnectionNotification), so before paho's resume: on a
+	// reconnect paho completes every outstanding publish token without
+	// error (no PUBACK yet) and sends the PUBLISH again from its store. A
+	// batch with an attempt between its publish and its result proves
+	// nothing by its tokens, and its payload buffer may still be in
+	// paho's store.
+	attempts atomic.Uint64
 
 	wake    chan struct{}    // buffered 1: a pending wake-up for the loop
 	results chan batchResult // from each batch's token waiter to the loop
@@ -435,13 +444,14 @@ type sent struct {
 // first n records' tokens completed (PUBACK), gens[i] being the connection
 // each completed on; err is the failure of recs[n] when n < len(recs).
 type batchResult struct {
-	slid int64 // records it took out of the window before it was handled (Uplink.pubacked)
-	recs []spool.Record
-	buf  []byte // what the payloads of recs alias, if leased into a buffer
-	n    int
-	gens []uint64
-	at   time.Time
-	err  error
+	attempts uint64 // Uplink.attempts when it was published
+	slid     int64  // records it took out of the window before it was handled (Uplink.pubacked)
+	recs     []spool.Record
+	buf      []byte // what the payloads of recs alias, if leased into a buffer
+	n        int
+	gens     []uint64
+	at       time.Time
+	err      error
 }
 
 // run is the publish loop; it owns inflight (PUBACKed records awaiting a
@@ -540,6 +550,7 @@ type pend struct {
 // rest for a re-send.
 func (u *Uplink) handleResult(res batchResult, inflight map[string]sent, pending map[string]pend, pubacked []string) []string {
 	u.pubacked.Add(-res.slid) // they leave pending now
+	stable := u.attempts.Load() == res.attempts
 	u.mu.Lock()
 	gen := u.gen
 	u.mu.Unlock()
@@ -551,8 +562,12 @@ func (u *Uplink) handleResult(res batchResult, inflight map[string]sent, pending
 		case p.receipted:
 			// Its receipt beat the PUBACK's report here: done, and the ack
 			// loop deletes it.
-		case u.cfg.ReceiptMode == ReceiptModePuback:
+		case u.cfg.ReceiptMode == ReceiptModePuback && stable:
 			pubacked = append(pubacked, r.ID)
+		case u.cfg.ReceiptMode == ReceiptModePuback:
+			// Perhaps completed by paho's resume, not by a PUBACK: send
+			// it again rather than delete it on no proof.
+			release = append(release, r.ID)
 		case res.gens[i] != gen:
 			// Acknowledged on a connection lost since: its receipt may be
 			// lost with it.
@@ -568,10 +583,11 @@ func (u *Uplink) handleResult(res batchResult, inflight map[string]sent, pending
 		delete(pending, r.ID)
 	}
 	u.q.Release(release...)
-	if res.buf != nil && res.n == len(res.recs) && res.err == nil {
-		// Every PUBACK is in: paho holds none of these payloads any more
-		// (a PUBLISH still unacknowledged stays in its store for a re-send
-		// and its buffer is left to the collector).
+	if res.buf != nil && res.n == len(res.recs) && res.err == nil && stable {
+		// Every PUBACK is in, on the connection it was sent on: paho holds
+		// none of these payloads any more. Otherwise a PUBLISH may still
+		// sit in paho's store for a re-send, and the buffer is left to the
+		// collector.
 		u.putBuf(res.buf)
 	}
 	if res.err != nil && !errors.Is(res.err, context.Canceled) && !errors.Is(res.err, mqtt.ErrNotConnected) {
@@ -733,7 +749,8 @@ func (u *Uplink) publish(ctx context.Context, inflight map[string]sent, pending 
 }
 
 // lease leases up to n records, into a reused buffer when the queue can.
-// Called from the run loop only.
+// A new buffer is sized for n records of the largest mean payload seen, so
+// that it does not grow by doubling. Called from the run loop only.
 func (u *Uplink) lease(n int) ([]spool.Record, []byte, error) {
 	al, ok := u.q.(appendLeaser)
 	if !ok {
@@ -743,13 +760,23 @@ func (u *Uplink) lease(n int) ([]spool.Record, []byte, error) {
 	var buf []byte
 	if k := len(u.bufs); k > 0 {
 		buf, u.bufs = u.bufs[k-1][:0], u.bufs[:k-1]
+	} else {
+		buf = make([]byte, 0, min(n*u.perRecord, maxBufSize))
 	}
-	return al.LeaseAppend(buf, n, u.cfg.ResendAfter)
+	recs, buf, err := al.LeaseAppend(buf, n, u.cfg.ResendAfter)
+	if len(recs) > 0 {
+		u.perRecord = max(u.perRecord, len(buf)/len(recs)+len(buf)/len(recs)/8)
+	}
+	return recs, buf, err
 }
 
-// putBuf keeps a batch buffer for reuse. Called from the run loop only.
+// maxBufSize caps the size a new batch buffer starts at.
+const maxBufSize = 8 << 20
+
+// putBuf keeps a batch buffer for reuse, up to a few more than the window
+// holds. Called from the run loop only.
 func (u *Uplink) putBuf(buf []byte) {
-	if buf != nil && len(u.bufs) < u.cfg.Inflight/u.cfg.Batch+2 {
+	if buf != nil && len(u.bufs) < u.cfg.Inflight/u.cfg.Batch+4 {
 		u.bufs = append(u.bufs, buf)
 	}
 }
@@ -757,6 +784,7 @@ func (u *Uplink) putBuf(buf []byte) {
 // publishBatch publishes recs in order and starts a goroutine that awaits
 // their tokens and reports to the loop through u.results.
 func (u *Uplink) publishBatch(ctx context.Context, recs []spool.Record, buf []byte, pending map[string]pend) {
+	attempts := u.attempts.Load() // before the first Publish
 	toks := make([]mqtt.Token, len(recs))
 	at := time.Now()
 	for i, r := range recs {
@@ -770,7 +798,7 @@ func (u *Uplink) publishBatch(ctx context.Context, recs []spool.Record, buf []by
 	u.wg.Add(1)
 	go func() {
 		defer u.wg.Done()
-		res := batchResult{recs: recs, buf: buf, n: len(recs), gens: make([]uint64, len(recs))}
+		res := batchResult{recs: recs, buf: buf, n: len(recs), gens: make([]uint64, len(recs)), attempts: attempts}
 		slide := u.cfg.ReceiptMode == ReceiptModePuback
 		for i, tok := range toks {
 			if err := waitToken(ctx, tok, u.cfg.PublishTimeout); err != nil {

@@ -302,3 +302,57 @@ func moveAside(path string, now time.Time) (string, error) {
 }
 
 func keyStorePath(path string) string { return path + ".keys" }
+
+// purgeAside deletes the damaged spool files moveAside left beside path
+// (and their key stores) that were last written before cutoff: every
+// record in them is past retention. Retention binds those reads as much as
+// the live spool's. It returns what it deleted.
+func purgeAside(path string, cutoff time.Time) ([]string, error) {
+	names, err := filepath.Glob(globEscape(path) + ".corrupt-*")
+	if err != nil {
+		return nil, fmt.Errorf("purge moved-aside spools: %w", err)
+	}
+	var purged []string
+	var errs []error
+	for _, name := range names {
+		if strings.HasSuffix(name, ".keys") {
+			continue // goes with its spool file
+		}
+		fi, err := os.Lstat(name)
+		if err != nil || !fi.Mode().IsRegular() || !fi.ModTime().Before(cutoff) {
+			continue
+		}
+		// The key store first: without it an encrypted file is noise
+		// even if removing the file itself fails.
+		if err := os.Remove(keyStorePath(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		if err := os.Remove(name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		purged = append(purged, name)
+	}
+	if len(purged) > 0 {
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return purged, fmt.Errorf("purge moved-aside spools: %w", err)
+	}
+	return purged, nil
+}
+
+// globEscape quotes the characters filepath.Match treats as patterns.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

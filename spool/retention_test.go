@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -118,5 +119,72 @@ func TestSpool_PutPastRetention(t *testing.T) {
 	err := s.Put(context.Background(), Record{ID: "old", Lane: LaneRead, Created: clk.Now().Add(-61 * time.Minute), Payload: []byte("x")})
 	if err != nil || s.Len() != 0 || s.Stats().Expired != 1 || s.Stats().Keys != 0 {
 		t.Fatalf("Put past retention = %v, %+v", err, s.Stats())
+	}
+}
+
+// TestSpool_PurgeMovedAside: a damaged spool moved aside still holds reads
+// (and, encrypted, the keys to them); once retention has ended for
+// everything in it, it is deleted with its key store. A file within
+// retention is kept.
+func TestSpool_PurgeMovedAside(t *testing.T) {
+	for _, enc := range []bool{false, true} {
+		t.Run(fmt.Sprint("encrypted=", enc), func(t *testing.T) {
+			// The file times are the machine's, so the spool's clock starts
+			// at the machine's time.
+			clk := &fakeClock{t: time.Now()}
+			opt := Options{MaxAge: time.Hour, Now: clk.Now}
+			if enc {
+				opt.Key = testKey()
+			}
+			path := filepath.Join(t.TempDir(), "spool.db")
+			s, err := Open(path, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			put(t, s, "r1", LaneRead)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(path, 4096); err != nil {
+				t.Fatal(err)
+			}
+			s, err = Open(path, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			aside := s.Stats().MovedAside
+			if aside == "" {
+				t.Fatal("the damaged file was not moved aside")
+			}
+			// Last written now, on the spool's clock.
+			if err := os.Chtimes(aside, clk.Now(), clk.Now()); err != nil {
+				t.Fatal(err)
+			}
+			exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+			if enc && !exists(aside+".keys") {
+				t.Fatal("the key store was not moved aside with it")
+			}
+			clk.Advance(59 * time.Minute)
+			if _, err := s.Expire(); err != nil {
+				t.Fatal(err)
+			}
+			if !exists(aside) || len(s.Stats().PurgedAside) != 0 {
+				t.Fatalf("purged within retention: %v", s.Stats().PurgedAside)
+			}
+			clk.Advance(2 * time.Minute)
+			if _, err := s.Expire(); err != nil {
+				t.Fatal(err)
+			}
+			if exists(aside) || exists(aside+".keys") {
+				t.Fatal("moved-aside spool (or its key store) survived its retention")
+			}
+			if got := s.Stats().PurgedAside; len(got) != 1 || got[0] != aside {
+				t.Fatalf("PurgedAside = %v, want [%s]", got, aside)
+			}
+			if !exists(path) {
+				t.Fatal("the live spool was deleted")
+			}
+		})
 	}
 }

@@ -143,6 +143,10 @@ type Stats struct {
 	// file was sound. MovedAsideReason says what was wrong.
 	MovedAside       string
 	MovedAsideReason string
+	// PurgedAside lists the damaged spool files (with their key stores)
+	// deleted since Open because retention had ended for everything in
+	// them.
+	PurgedAside []string
 
 	// LastError is the last error of the background Expire, "" if none.
 	LastError string
@@ -193,11 +197,13 @@ type Spool struct {
 	shredded   uint64
 	lastErr    string
 	movedAside string
-	movedWhy   string
-	notify     chan struct{}
-	isClosed   bool
-	reserved   bool  // <path>.reserve is in place
-	diskCap    int64 // FullDropOldest on a full filesystem: bytes to stay under
+	// purgedAside: moved-aside files deleted at the end of retention.
+	purgedAside []string
+	movedWhy    string
+	notify      chan struct{}
+	isClosed    bool
+	reserved    bool  // <path>.reserve is in place
+	diskCap     int64 // FullDropOldest on a full filesystem: bytes to stay under
 }
 
 type putReq struct {
@@ -1174,6 +1180,13 @@ func (s *Spool) Expire() (int, error) {
 		s.applyRemovalLocked(&rm)
 		s.expired += uint64(rm.lanes[0] + rm.lanes[1] + rm.asideN)
 		s.mu.Unlock()
+		purged, err := purgeAside(s.path, cutoff)
+		s.mu.Lock()
+		s.purgedAside = append(s.purgedAside, purged...)
+		s.mu.Unlock()
+		if err != nil {
+			return rm.lanes[0] + rm.lanes[1] + rm.asideN, fmt.Errorf("expire records: %w", err)
+		}
 	}
 	n := rm.lanes[0] + rm.lanes[1] + rm.asideN
 	if s.ks != nil {
@@ -1262,6 +1275,7 @@ func (s *Spool) Stats() Stats {
 		Encrypted:        s.ks != nil,
 		Shredded:         s.shredded,
 		MovedAside:       s.movedAside,
+		PurgedAside:      slices.Clone(s.purgedAside),
 		MovedAsideReason: s.movedWhy,
 		LastError:        s.lastErr,
 	}

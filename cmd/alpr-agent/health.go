@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/alpr-agent/alpr-agent/boards"
@@ -70,7 +71,10 @@ type SpoolHealth struct {
 	// MovedAside is where a damaged spool file was moved at start.
 	MovedAside       string `json:"moved_aside,omitempty"`
 	MovedAsideReason string `json:"moved_aside_reason,omitempty"`
-	LastError        string `json:"last_error,omitempty"`
+	// PurgedAside lists moved-aside spool files deleted since start
+	// because retention had ended for every read in them.
+	PurgedAside []string `json:"purged_aside,omitempty"`
+	LastError   string   `json:"last_error,omitempty"`
 	// NotStored counts reads lost because the spool refused them.
 	NotStored uint64 `json:"not_stored"`
 }
@@ -121,7 +125,7 @@ func (a *Agent) health(runners []*capture.Runner) Health {
 	ss := a.spool.Stats()
 	h.Spool = SpoolHealth{Records: ss.Records, Bytes: ss.Bytes, Full: ss.Full, FullCause: ss.FullCause, Refused: ss.Refused,
 		Dropped: ss.Dropped, Expired: ss.Expired, SetAside: ss.SetAside, Encrypted: ss.Encrypted, Keys: ss.Keys,
-		Shredded: ss.Shredded, MovedAside: ss.MovedAside, MovedAsideReason: ss.MovedAsideReason, LastError: ss.LastError,
+		Shredded: ss.Shredded, MovedAside: ss.MovedAside, MovedAsideReason: ss.MovedAsideReason, PurgedAside: ss.PurgedAside, LastError: ss.LastError,
 		NotStored: a.notStored.Load()}
 	if !ss.Oldest.IsZero() {
 		h.Spool.OldestAgeMS = now.Sub(ss.Oldest).Milliseconds()
@@ -148,6 +152,7 @@ func (a *Agent) reportHealth(ctx context.Context, every time.Duration, runners [
 	t := time.NewTicker(min(every, alarmCheckEvery))
 	defer t.Stop()
 	last := time.Now()
+	purged := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -155,6 +160,10 @@ func (a *Agent) reportHealth(ctx context.Context, every time.Duration, runners [
 		case <-t.C:
 		}
 		h := a.health(runners)
+		for _, p := range h.Spool.PurgedAside[purged:] {
+			a.log.Warn("moved-aside spool file deleted: retention ended for every read in it", "path", p)
+		}
+		purged = len(h.Spool.PurgedAside)
 		if err := a.uplink.SetAlarms(ctx, healthAlarms(h)); err != nil {
 			a.log.Debug("publish status alarms", "err", err)
 		}
@@ -183,7 +192,11 @@ func healthAlarms(h Health) []string {
 		out = append(out, "spool full: new reads are refused ("+h.Spool.FullCause+")")
 	}
 	if h.Spool.MovedAside != "" {
-		out = append(out, "damaged spool file moved aside to "+h.Spool.MovedAside+": "+h.Spool.MovedAsideReason)
+		a := "damaged spool file moved aside to " + h.Spool.MovedAside + ": " + h.Spool.MovedAsideReason
+		if slices.Contains(h.Spool.PurgedAside, h.Spool.MovedAside) {
+			a += " (since deleted: retention ended for every read in it)"
+		}
+		out = append(out, a)
 	}
 	if h.Spool.NotStored > 0 {
 		out = append(out, fmt.Sprintf("%d read(s) lost: the spool refused them", h.Spool.NotStored))

@@ -145,7 +145,7 @@ func newReceiverConfig(broker, clientID string, mod func(*ReceiverConfig)) Recei
 
 // startReceiverConfig starts a receiver, waits until it is subscribed and
 // closes it at cleanup.
-func startReceiverConfig(t *testing.T, cfg ReceiverConfig, logger *slog.Logger) *Receiver {
+func startReceiverConfig(t testing.TB, cfg ReceiverConfig, logger *slog.Logger) *Receiver {
 	t.Helper()
 	if logger == nil {
 		logger = testLogger(t)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -160,21 +161,13 @@ func BenchmarkThroughput(b *testing.B) {
 	}
 }
 
-// startBenchReceiver runs the reference receiver, storing to a file, until
-// the benchmark ends.
+// startBenchReceiver runs the reference receiver, storing to a file and
+// logging nothing, until the benchmark ends.
 func startBenchReceiver(b *testing.B, broker string) {
 	cfg := DefaultReceiverConfig()
 	cfg.Broker, cfg.Insecure, cfg.ClientID = broker, true, "central-bench"
 	cfg.Store = filepath.Join(b.TempDir(), "reads.jsonl")
-	rv, err := NewReceiver(cfg, nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := rv.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = rv.Close(context.Background()) })
-	waitFor(b, 10*time.Second, "receiver to subscribe", func() bool { return rv.Stats().Subscribed })
+	startReceiverConfig(b, cfg, slog.New(slog.DiscardHandler))
 }
 
 func benchThroughput(b *testing.B, br *mqtttest.Broker, mode string, crop, batch, inflight int) {

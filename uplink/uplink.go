@@ -85,6 +85,7 @@ type Uplink struct {
 
 	bufs      [][]byte // batch buffers for reuse; the run loop's own
 	perRecord int      // payload bytes per record to size a new buffer for
+	bufsCap   int      // the capacities of bufs, summed
 	// pubacked counts, in puback mode, the records PUBACKed in batches
 	// whose result the loop has not taken yet: they are out of the window
 	// already. The window slides by the record, not by the batch: with a
@@ -748,20 +749,28 @@ func (u *Uplink) publish(ctx context.Context, inflight map[string]sent, pending 
 	}
 }
 
-// lease leases up to n records, into a reused buffer when the queue can.
-// A new buffer is sized for n records of the largest mean payload seen, so
-// that it does not grow by doubling. Called from the run loop only.
+// lease leases up to n records, into a reused buffer when the queue can:
+// a kept one big enough for n records of the largest mean payload seen, or
+// a new one of that size, so that it does not grow by doubling. Called from
+// the run loop only.
 func (u *Uplink) lease(n int) ([]spool.Record, []byte, error) {
 	al, ok := u.q.(appendLeaser)
 	if !ok {
 		recs, err := u.q.Lease(n, u.cfg.ResendAfter)
 		return recs, nil, err
 	}
+	need := min(n*u.perRecord, maxBufSize)
 	var buf []byte
-	if k := len(u.bufs); k > 0 {
-		buf, u.bufs = u.bufs[k-1][:0], u.bufs[:k-1]
-	} else {
-		buf = make([]byte, 0, min(n*u.perRecord, maxBufSize))
+	for i := len(u.bufs) - 1; i >= 0; i-- {
+		if cap(u.bufs[i]) >= need {
+			buf = u.bufs[i][:0]
+			u.bufs = slices.Delete(u.bufs, i, i+1)
+			u.bufsCap -= cap(buf)
+			break
+		}
+	}
+	if buf == nil {
+		buf = make([]byte, 0, need)
 	}
 	recs, buf, err := al.LeaseAppend(buf, n, u.cfg.ResendAfter)
 	if len(recs) > 0 {
@@ -773,12 +782,14 @@ func (u *Uplink) lease(n int) ([]spool.Record, []byte, error) {
 // maxBufSize caps the size a new batch buffer starts at.
 const maxBufSize = 8 << 20
 
-// putBuf keeps a batch buffer for reuse, up to a few more than the window
-// holds. Called from the run loop only.
+// putBuf keeps a batch buffer for reuse while the kept ones hold less than
+// a window of payloads. Called from the run loop only.
 func (u *Uplink) putBuf(buf []byte) {
-	if buf != nil && len(u.bufs) < u.cfg.Inflight/u.cfg.Batch+4 {
-		u.bufs = append(u.bufs, buf)
+	if buf == nil || u.bufsCap+cap(buf) > u.cfg.Inflight*u.perRecord {
+		return
 	}
+	u.bufs = append(u.bufs, buf)
+	u.bufsCap += cap(buf)
 }
 
 // publishBatch publishes recs in order and starts a goroutine that awaits

@@ -23,6 +23,24 @@
 // is a fragment of a competing longer one loses a little, as an end-trimmed
 // reading does) and plates come back best first.
 //
+// Two more steps run only when the first two passes leave doubt, so the
+// images read surely pay nothing for them:
+//   - Rescue: when no candidate scores 0.4, the plate may be too small or
+//     faint for the first pass's scale; the whole image is detected again
+//     at a long side of 1280 and its best candidate focused on.
+//   - Confirm: when the best plate's reading is uncertain (a competing
+//     text within 90% of its score, a character below probability 0.8,
+//     or a text that does not fit the region), the boxes of its two
+//     leading texts are read again from two variant crops each (1.25x
+//     wider, which reads condensed fonts better, and also 12% taller),
+//     and every source (each pass, each variant crop) votes for the texts
+//     it read at that place, weighted by score; see vote.
+//
+// Where a region has formats (eu, br, custom) and a reading fits none, it
+// is also offered without one inner character when that makes it fit: the
+// registration sticker or coat of arms between a plate's character groups
+// often reads as one more character ("4B389376" for 4B3 9376).
+//
 // ModePlain is the reference pipeline issue 3 measures against (one
 // detection at 960x544, every box read with the model's full alphabet, the
 // longest 4-8 character string with a digit); bench --compare runs both.
@@ -41,5 +59,10 @@
 //     touches disk or network afterwards.
 //   - Region fixes only swap look-alike characters (O/0, I/1, B/8, S/5, Z/2,
 //     G/6) where a region's format demands a letter or a digit; they never
-//     add or drop a character.
+//     add or drop a character. Readings with a character dropped (end
+//     trims, the inner drop above) are separate candidates that pay a
+//     penalty, never a rewrite of the reading.
+//   - Memory: ONNX Runtime's memory patterns are off (input shapes change
+//     on every call); peak RSS of bench on the us set is about 380 MB, the
+//     rescue pass's larger detector input included.
 package recognize

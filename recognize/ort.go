@@ -62,6 +62,14 @@ func newSession(path string, threads int) (*session, error) {
 	if err := opts.SetInterOpNumThreads(1); err != nil {
 		return nil, fmt.Errorf("set inter-op threads: %w", err)
 	}
+	// Input shapes change on every call (image aspect, crop width), so
+	// memory patterns planned for one shape are rarely reused, and they
+	// are kept: off, bench's peak RSS on the us set drops from 473 to
+	// 378 MB at the same speed. (Turning the arena off instead costs
+	// time and memory: 661 MB.)
+	if err := opts.SetMemPattern(false); err != nil {
+		return nil, fmt.Errorf("set memory pattern: %w", err)
+	}
 	ins, outs, err := ort.GetInputOutputInfoWithOptions(path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("read model %s: %w", path, err)

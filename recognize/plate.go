@@ -56,9 +56,16 @@ type candidate struct {
 	score float64
 	text  string
 	textH float64 // tallest text box's height, image pixels
-	// trimmed marks an end-trim variant: already penalised for the
-	// character it drops.
+	// trimmed marks an end-trim or inner-drop variant: already
+	// penalised for the character it drops.
 	trimmed bool
+	// rs are the text boxes the reading came from, in reading order;
+	// stacked says they are lines of a two-line plate.
+	rs      []rotRect
+	stacked bool
+	// src names the reading of the image the candidate came from (a
+	// pass, or a variant crop of one box): votes count once per src.
+	src int
 }
 
 func pieceOf(tr textRead) piece {
@@ -101,17 +108,19 @@ func stacked(a, b piece) bool {
 // and pairs of stacked lines.
 func joins(ps []piece) []candidate {
 	var out []candidate
-	add := func(idx ...int) {
-		c := candidate{box: ps[idx[0]].box}
+	addJoin := func(stack bool, idx ...int) {
+		c := candidate{box: ps[idx[0]].box, stacked: stack}
 		for _, i := range idx {
 			c.toks = append(c.toks, ps[i].toks...)
 			c.box = c.box.Union(ps[i].box)
 			c.textH = math.Max(c.textH, ps[i].r.H)
+			c.rs = append(c.rs, ps[i].r)
 		}
 		if len(c.toks) > 0 {
 			out = append(out, c)
 		}
 	}
+	add := func(idx ...int) { addJoin(false, idx...) }
 	for i := range ps {
 		add(i)
 	}
@@ -142,7 +151,7 @@ func joins(ps []piece) []candidate {
 	for i := range ps {
 		for j := range ps {
 			if i != j && stacked(ps[i], ps[j]) {
-				add(i, j)
+				addJoin(true, i, j)
 			}
 		}
 	}
@@ -205,10 +214,28 @@ func variants(c candidate, f formats) []candidate {
 	// small penalty so a confident end character wins.
 	if n := len(c.toks); n >= 6 {
 		for _, tr := range [][2]int{{1, n}, {0, n - 1}} {
-			t := candidate{box: c.box, toks: c.toks[tr[0]:tr[1]], textH: c.textH, trimmed: true}
+			t := candidate{box: c.box, toks: c.toks[tr[0]:tr[1]], textH: c.textH, trimmed: true, rs: c.rs, stacked: c.stacked, src: c.src}
 			t.toks = f.fix(t.toks)
 			t.text = textOf(t.toks)
 			t.score = trimPenalty * meanProb(t.toks) * f.plausibility(t.text)
+			out = append(out, t)
+		}
+	}
+	// A mark between the character groups (a registration sticker, a
+	// coat of arms) often reads as one more character inside the plate:
+	// where the reading fits none of the region's formats, offer it
+	// without one inner character when that makes it fit one, at the
+	// end trims' penalty.
+	if n := len(c.toks); n >= 4 && f.hasPatterns() && !f.fitsPattern(textOf(base.toks)) {
+		for i := 1; i < n-1; i++ {
+			toks := append(append([]token(nil), c.toks[:i]...), c.toks[i+1:]...)
+			toks = f.fix(toks)
+			text := textOf(toks)
+			if !f.fitsPattern(text) {
+				continue
+			}
+			t := candidate{box: c.box, toks: toks, text: text, textH: c.textH, trimmed: true, rs: c.rs, stacked: c.stacked, src: c.src}
+			t.score = trimPenalty * meanProb(toks) * f.plausibility(text)
 			out = append(out, t)
 		}
 	}
@@ -223,6 +250,12 @@ func platesFrom(reads []textRead, region string) []Plate {
 // candidatesOf is every scored reading of one pass's text boxes: each box,
 // boxes joined on a line or stacked, and their variants.
 func candidatesOf(reads []textRead, f formats) []candidate {
+	return candidatesFrom(reads, f, 0)
+}
+
+// candidatesFrom is candidatesOf with every candidate marked as coming
+// from reading src.
+func candidatesFrom(reads []textRead, f formats, src int) []candidate {
 	ps := make([]piece, 0, len(reads))
 	for _, tr := range reads {
 		if p := pieceOf(tr); len(p.toks) > 0 {
@@ -231,6 +264,7 @@ func candidatesOf(reads []textRead, f formats) []candidate {
 	}
 	var all []candidate
 	for _, c := range joins(ps) {
+		c.src = src
 		all = append(all, variants(c, f)...)
 	}
 	return all
@@ -276,6 +310,11 @@ func demoteFragments(all []candidate) {
 // platesOf groups candidates by box into plates, best first.
 func platesOf(all []candidate) []Plate {
 	demoteFragments(all)
+	return platesRanked(all)
+}
+
+// platesRanked is platesOf for candidates whose fragments were demoted.
+func platesRanked(all []candidate) []Plate {
 	sort.SliceStable(all, func(i, j int) bool { return all[i].score > all[j].score })
 	var plates []Plate
 	for _, c := range all {

@@ -143,7 +143,8 @@ type Trace struct {
 
 // TracedBox is one text box read: its corners in image pixels (top-left,
 // top-right, bottom-right, bottom-left), the pass that found it (1 the
-// whole image, 2 a focused region) and the reading, A-Z0-9 and spaces.
+// whole image, 2 a focused region, 3 a variant crop of the best plate
+// read to confirm it) and the reading, A-Z0-9 and spaces.
 type TracedBox struct {
 	Corners [4]image.Point
 	Pass    int
@@ -281,9 +282,15 @@ func (r *Recognizer) readOne(bgr gocv.Mat, box rotRect) ([]token, error) {
 // recProbs runs the recogniser on box: steps rows of r.cs.columns
 // probabilities.
 func (r *Recognizer) recProbs(bgr gocv.Mat, box rotRect) ([]float32, int, error) {
+	return r.recProbsStretched(bgr, box, 1)
+}
+
+// recProbsStretched is recProbs on a crop stretched sideways by ws (1
+// keeps the box's aspect ratio).
+func (r *Recognizer) recProbsStretched(bgr gocv.Mat, box rotRect, ws float64) ([]float32, int, error) {
 	// No padding beyond the unclip: measured on the us set, 5-10% more
 	// on any side reads fewer plates (neighbouring marks become characters).
-	c := warpCrop(bgr, box)
+	c := warpCrop(bgr, box, ws)
 	defer c.Close()
 	px, err := c.DataPtrUint8()
 	if err != nil {
@@ -316,9 +323,9 @@ func (r *Recognizer) recProbs(bgr gocv.Mat, box rotRect) ([]float32, int, error)
 }
 
 // warpCrop cuts box out of bgr with a perspective warp straight to height
-// recHeight, keeping the aspect ratio up to recMaxWidth.
-func warpCrop(bgr gocv.Mat, box rotRect) gocv.Mat {
-	tw := int(math.Ceil(recHeight * box.W / math.Max(box.H, 1)))
+// recHeight, keeping the aspect ratio times ws, up to recMaxWidth.
+func warpCrop(bgr gocv.Mat, box rotRect, ws float64) gocv.Mat {
+	tw := int(math.Ceil(ws * recHeight * box.W / math.Max(box.H, 1)))
 	tw = min(max(tw, 8), recMaxWidth)
 	cs := box.corners()
 	src := gocv.NewPoint2fVectorFromPoints([]gocv.Point2f{

@@ -146,6 +146,10 @@ func plausibility(s, region string) float64 {
 			return 1
 		case n >= 5 && n <= 8 && digits > 0 && letters > 0:
 			return 0.85 // legal, but most plates have 6 or 7
+		case n == 8 && letters == 0:
+			// Eight digits is a date or a serial number (camera
+			// timestamps), not a US plate: ranked with the words.
+			return 0.3
 		case n >= 5 && n <= 8 && digits > 0:
 			return 0.7
 		case n >= 5 && n <= 8:
@@ -261,4 +265,24 @@ func (f formats) plausibility(s string) float64 {
 		return 1
 	}
 	return plausibility(s, f.region) / 2
+}
+
+// hasPatterns reports whether f has formats to fit: custom ones, or the
+// region preset's patterns.
+func (f formats) hasPatterns() bool {
+	return len(f.custom) > 0 || len(regionFormats[f.region]) > 0
+}
+
+// fitsPattern reports whether s matches one of f's formats (custom, else
+// the region preset's patterns).
+func (f formats) fitsPattern(s string) bool {
+	if len(f.custom) > 0 {
+		return f.fits(s)
+	}
+	for _, p := range regionFormats[f.region] {
+		if fits(s, p) {
+			return true
+		}
+	}
+	return false
 }

@@ -190,6 +190,128 @@ func TestPlausibility(t *testing.T) {
 			t.Errorf("plausibility(%q, %q) = %v, want good=%v", tt.s, tt.region, p, tt.good)
 		}
 	}
+	// A camera's date stamp ranks below a word, an all-digit plate above.
+	if d, w, n := plausibility("20140508", "us"), plausibility("NOTICE", "us"), plausibility("1365847", "us"); d > w || n <= w {
+		t.Errorf("us: date %v, word %v, all-digit plate %v; want date <= word < plate", d, w, n)
+	}
+}
+
+func TestVariants_InnerDrop(t *testing.T) {
+	texts := func(cs []candidate) map[string]candidate {
+		m := map[string]candidate{}
+		for _, c := range cs {
+			if o, ok := m[c.text]; !ok || c.score > o.score {
+				m[c.text] = c
+			}
+		}
+		return m
+	}
+	// A sticker between the groups read as a doubtful 8: the reading
+	// without it fits DLDDDDD and wins among the drops.
+	toks := toksOf("4B389376", 0.95)
+	toks[3].Prob = 0.5
+	c := candidate{toks: toks, box: image.Rect(0, 0, 100, 30), textH: 30}
+	got := texts(variants(c, formats{region: "eu"}))
+	drop, ok := got["4B39376"]
+	if !ok || !drop.trimmed {
+		t.Fatalf("eu variants of 4B389376 = %v, want the trimmed 4B39376", got)
+	}
+	for text, o := range got {
+		if o.trimmed && len(text) == 7 && text != "4B39376" && o.score >= drop.score {
+			t.Errorf("inner drop %s scores %v >= 4B39376's %v", text, o.score, drop.score)
+		}
+	}
+	if want := trimPenalty * meanProb(drop.toks); math.Abs(drop.score-want) > 1e-9 {
+		t.Errorf("inner drop score %v, want trimPenalty x mean probability = %v", drop.score, want)
+	}
+	// A reading that fits a format is not cut, and regions without
+	// formats never drop inner characters.
+	for _, tc := range []struct{ region, text string }{{"eu", "RK099AN"}, {"us", "4B389376"}, {"", "4B389376"}} {
+		for _, v := range variants(candidate{toks: toksOf(tc.text, 0.9)}, formats{region: tc.region}) {
+			if v.trimmed && v.text != tc.text[1:] && v.text != tc.text[:len(tc.text)-1] {
+				t.Errorf("%s %s: unexpected inner drop %s", tc.region, tc.text, v.text)
+			}
+		}
+	}
+}
+
+func TestVote(t *testing.T) {
+	place := image.Rect(100, 100, 200, 130)
+	cand := func(text string, score float64, src int, trimmed bool) candidate {
+		return candidate{toks: toksOf(text, score), text: text, score: score, box: place, src: src, trimmed: trimmed}
+	}
+	tests := []struct {
+		name string
+		in   []candidate
+		want string
+	}{
+		{"two sources outvote one surer", []candidate{
+			cand("INP222", 0.98, srcPass2, false),
+			cand("TNP222", 0.94, srcPass1, false),
+			cand("TNP222", 0.93, srcVariant, false),
+		}, "TNP222"},
+		{"trims do not outvote their readings", []candidate{
+			cand("6WAW786", 0.99, srcPass2, false), cand("WAW786", 0.91, srcPass2, true),
+			cand("6WAW786", 0.96, srcVariant, false), cand("WAW786", 0.88, srcVariant, true),
+			cand("WAW786", 0.98, srcPass1, false),
+			cand("WAW786", 0.97, srcVariant+1, false),
+		}, "6WAW786"},
+		{"O and 0 are one reading", []candidate{
+			cand("ZA834CO", 0.90, srcPass2, false), cand("ZA834C0", 0.89, srcPass2, false),
+			cand("ZA834C0", 0.90, srcVariant, false),
+			cand("ZA83400", 0.97, srcPass1, false),
+		}, "ZA834CO"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			all := append([]candidate(nil), tt.in...)
+			top := 0.0
+			for _, c := range all {
+				top = max(top, c.score)
+			}
+			// A plate elsewhere keeps its score.
+			other := candidate{toks: toksOf("XYZ789", 0.5), text: "XYZ789", score: 0.5, box: image.Rect(600, 100, 700, 130), src: srcPass1}
+			all = append(all, other)
+			demoteFragments(all) // as confirm does
+			vote(all, place)
+			ps := platesRanked(all)
+			if len(ps) == 0 || ps[0].Text != tt.want {
+				t.Fatalf("plates %+v, want %s first", ps, tt.want)
+			}
+			if ps[0].Confidence != top {
+				t.Errorf("voted plate confidence %v, want the place's best score %v", ps[0].Confidence, top)
+			}
+			if len(ps) < 2 || ps[1].Text != "XYZ789" || ps[1].Confidence != 0.5 {
+				t.Errorf("plate elsewhere changed: %+v", ps)
+			}
+		})
+	}
+}
+
+func TestLeadingReadings(t *testing.T) {
+	place := image.Rect(100, 100, 200, 130)
+	all := []candidate{
+		{text: "ABC1234", score: 0.95, box: place},
+		{text: "BC1234", score: 0.90, box: place, trimmed: true},
+		{text: "ABC1234", score: 0.90, box: place},
+		{text: "XYZ789", score: 0.85, box: image.Rect(600, 100, 700, 130)},
+		{text: "A8C1234", score: 0.70, box: place},
+	}
+	got := leadingReadings(all, place, 2)
+	if len(got) != 2 || got[0].text != "ABC1234" || got[1].text != "A8C1234" {
+		t.Errorf("leadingReadings = %+v, want ABC1234 then A8C1234 (no trim, nothing elsewhere)", got)
+	}
+}
+
+func TestCoverRect(t *testing.T) {
+	a, b := textBox(100, 50, 60, 30), textBox(170, 50, 80, 30)
+	c := coverRect([]rotRect{a, b})
+	if math.Abs(c.W-150) > 1e-6 || math.Abs(c.H-30) > 1e-6 || math.Abs(c.C.X-175) > 1e-6 || math.Abs(c.C.Y-65) > 1e-6 {
+		t.Errorf("coverRect = %+v, want 150x30 centred at (175,65)", c)
+	}
+	if !sameRect(a, coverRect([]rotRect{a})) || sameRect(a, b) {
+		t.Error("sameRect: a box must be itself and not its neighbour")
+	}
 }
 
 // textBox is a horizontal text box with its top-left corner at x, y.

@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -298,8 +299,20 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	compare := fs.Bool("compare", false, "run the plain pipeline and ours on every image, alternating which goes first; the last line is ours")
 	failures := fs.String("failures", "", "write an annotated image and a text report of every misread to this folder")
 	verbose := fs.Bool("verbose", false, "print every image's plates, candidates and text boxes to stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the run to this file (go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("create cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("start cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "alpr-agent bench: give one folder")
@@ -451,8 +464,9 @@ func writeVerbose(w io.Writer, name string, it benchItem, ps []recognize.Plate, 
 }
 
 // writeFailure saves NAME.jpg (the image with the label's box in green,
-// first-pass text boxes in blue, focused-pass boxes in red, each with its
-// reading, and the first plate's box in yellow) and NAME.txt (the same
+// whole-image text boxes in blue, focused-pass boxes in red, the variant
+// crops read to confirm the best plate in magenta, each with its reading,
+// and the first plate's box in yellow) and NAME.txt (the same
 // as text) in dir.
 func writeFailure(dir string, img gocv.Mat, it benchItem, ps []recognize.Plate, tr recognize.Trace) error {
 	base := strings.TrimSuffix(filepath.Base(it.image), filepath.Ext(it.image))
@@ -468,10 +482,14 @@ func writeFailure(dir string, img gocv.Mat, it benchItem, ps []recognize.Plate, 
 	red := color.RGBA{255, 0, 0, 0}
 	yellow := color.RGBA{255, 255, 0, 0}
 	gocv.Rectangle(&m, it.box, green, 2)
+	magenta := color.RGBA{255, 0, 255, 0}
 	for _, b := range tr.Boxes {
 		c := blue
-		if b.Pass == 2 {
+		switch b.Pass {
+		case 2:
 			c = red
+		case 3:
+			c = magenta
 		}
 		for k := 0; k < 4; k++ {
 			gocv.Line(&m, b.Corners[k], b.Corners[(k+1)%4], c, 1)

@@ -104,6 +104,7 @@ type Uplink struct {
 
 	wake    chan struct{}    // buffered 1: a pending wake-up for the loop
 	results chan batchResult // from each batch's token waiter to the loop
+	outq    chan outBatch    // leased batches from the loop to the publisher
 	ackWake chan struct{}    // buffered 1: toAck has IDs
 
 	mu       sync.Mutex // guards everything below
@@ -151,6 +152,7 @@ func New(cfg Config, q Queue, logger *slog.Logger) (*Uplink, error) {
 		log:     logger.With("subsystem", "uplink", "device", cfg.Device),
 		wake:    make(chan struct{}, 1),
 		results: make(chan batchResult, 16),
+		outq:    make(chan outBatch, 1),
 		ackWake: make(chan struct{}, 1),
 		tick:    min(max(cfg.ResendAfter/4, 50*time.Millisecond), time.Second),
 
@@ -238,9 +240,10 @@ func (u *Uplink) Start(ctx context.Context) error {
 	}
 	u.started = true
 	ctx, u.cancel = context.WithCancel(ctx)
-	u.wg.Add(3)
+	u.wg.Add(4)
 	go func() { defer u.wg.Done(); u.connectLoop(ctx) }()
 	go func() { defer u.wg.Done(); u.run(ctx) }()
+	go func() { defer u.wg.Done(); u.publisher(ctx) }()
 	go func() { defer u.wg.Done(); u.ackLoop(ctx) }()
 	return nil
 }
@@ -792,19 +795,52 @@ func (u *Uplink) putBuf(buf []byte) {
 	u.bufsCap += cap(buf)
 }
 
-// publishBatch publishes recs in order and starts a goroutine that awaits
-// their tokens and reports to the loop through u.results.
+// publishBatch marks recs pending (from now, for receipt latency) and
+// hands them to the publisher, waiting while it still has a batch queued.
 func (u *Uplink) publishBatch(ctx context.Context, recs []spool.Record, buf []byte, pending map[string]pend) {
+	at := time.Now()
+	for _, r := range recs {
+		pending[r.ID] = pend{at: at}
+	}
+	select {
+	case u.outq <- outBatch{recs: recs, buf: buf}:
+	case <-ctx.Done(): // the loop ends and releases pending
+	}
+}
+
+// outBatch is a leased batch on its way from the loop to the publisher.
+type outBatch struct {
+	recs []spool.Record
+	buf  []byte
+}
+
+// publisher publishes the batches the loop hands it, in order. It runs
+// beside the loop so that leasing the next batch (copying its payloads out
+// of the spool) overlaps with paho taking this one: publishing from the
+// loop left paho's writer idle while the loop leased, a third of the
+// throughput with 20 kB reads.
+func (u *Uplink) publisher(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case b := <-u.outq:
+			u.send(ctx, b.recs, b.buf)
+		}
+	}
+}
+
+// send publishes recs in order and starts a goroutine that awaits their
+// tokens and reports to the loop through u.results.
+func (u *Uplink) send(ctx context.Context, recs []spool.Record, buf []byte) {
 	attempts := u.attempts.Load() // before the first Publish
 	toks := make([]mqtt.Token, len(recs))
-	at := time.Now()
 	for i, r := range recs {
 		topic := u.topicReads
 		if r.Lane == spool.LaneAlert {
 			topic = u.topicAlerts
 		}
 		toks[i] = u.client.Publish(topic, 1, false, r.Payload)
-		pending[r.ID] = pend{at: at}
 	}
 	u.wg.Add(1)
 	go func() {

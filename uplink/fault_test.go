@@ -167,6 +167,18 @@ type checkedQueue struct {
 
 func (q *checkedQueue) Lease(max int, ttl time.Duration) ([]spool.Record, error) {
 	recs, err := q.Queue.Lease(max, ttl)
+	q.take(recs)
+	return recs, err
+}
+
+func (q *checkedQueue) LeaseAppend(buf []byte, max int, ttl time.Duration) ([]spool.Record, []byte, error) {
+	recs, buf, err := q.Queue.LeaseAppend(buf, max, ttl)
+	q.take(recs)
+	return recs, buf, err
+}
+
+// take notes recs as leased.
+func (q *checkedQueue) take(recs []spool.Record) {
 	q.mu.Lock()
 	if q.taken == nil {
 		q.taken = map[string]struct{}{}
@@ -175,7 +187,6 @@ func (q *checkedQueue) Lease(max int, ttl time.Duration) ([]spool.Record, error)
 		q.taken[r.ID] = struct{}{}
 	}
 	q.mu.Unlock()
-	return recs, err
 }
 
 // Taken returns the IDs leased and not deleted.

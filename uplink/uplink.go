@@ -22,6 +22,12 @@ type Queue interface {
 	// Lease returns up to max records not already leased, alert lane first,
 	// oldest first, and leases them for ttl. An error is logged and retried.
 	Lease(max int, ttl time.Duration) ([]spool.Record, error)
+	// LeaseAppend is Lease with the payloads appended to buf where it can
+	// (the records alias the buffer it returns), so that the uplink can
+	// reuse a batch's buffer once paho is done with it.
+	LeaseAppend(buf []byte, max int, ttl time.Duration) ([]spool.Record, []byte, error)
+	// LaneLen says cheaply how many records a lane holds, leased or not.
+	LaneLen(lane spool.Lane) int
 	// Release ends leases so the records are handed out again.
 	Release(ids ...string)
 	// Ack deletes records by ID; unknown IDs are ignored.
@@ -31,22 +37,6 @@ type Queue interface {
 }
 
 var _ Queue = (*spool.Spool)(nil)
-
-// appendLeaser is a Queue that can lease into a caller's buffer
-// (spool.Spool.LeaseAppend): the uplink reuses a batch's buffer once every
-// record of it is PUBACKed, so a busy uplink leaves little garbage.
-type appendLeaser interface {
-	LeaseAppend(buf []byte, max int, ttl time.Duration) ([]spool.Record, []byte, error)
-}
-
-var _ appendLeaser = (*spool.Spool)(nil)
-
-// laneCounter is a Queue that says cheaply how many records a lane holds.
-type laneCounter interface {
-	LaneLen(lane spool.Lane) int
-}
-
-var _ laneCounter = (*spool.Spool)(nil)
 
 // Status is a snapshot of the uplink for the diag page.
 type Status struct {
@@ -736,7 +726,7 @@ func (u *Uplink) publish(ctx context.Context, inflight map[string]sent, pending 
 		}
 		u.publishBatch(ctx, recs, buf, pending)
 	}
-	if lc, ok := u.q.(laneCounter); ok && lc.LaneLen(spool.LaneAlert) == 0 {
+	if u.q.LaneLen(spool.LaneAlert) == 0 {
 		return // no alert waits: skip leasing one read only to release it
 	}
 	for out() < u.cfg.Inflight+u.cfg.Batch {
@@ -752,16 +742,10 @@ func (u *Uplink) publish(ctx context.Context, inflight map[string]sent, pending 
 	}
 }
 
-// lease leases up to n records, into a reused buffer when the queue can:
-// a kept one big enough for n records of the largest mean payload seen, or
+// lease leases up to n records into a reused buffer: a kept one big enough for n records of the largest mean payload seen, or
 // a new one of that size, so that it does not grow by doubling. Called from
 // the run loop only.
 func (u *Uplink) lease(n int) ([]spool.Record, []byte, error) {
-	al, ok := u.q.(appendLeaser)
-	if !ok {
-		recs, err := u.q.Lease(n, u.cfg.ResendAfter)
-		return recs, nil, err
-	}
 	need := min(n*u.perRecord, maxBufSize)
 	var buf []byte
 	for i := len(u.bufs) - 1; i >= 0; i-- {
@@ -775,7 +759,7 @@ func (u *Uplink) lease(n int) ([]spool.Record, []byte, error) {
 	if buf == nil {
 		buf = make([]byte, 0, need)
 	}
-	recs, buf, err := al.LeaseAppend(buf, n, u.cfg.ResendAfter)
+	recs, buf, err := u.q.LeaseAppend(buf, n, u.cfg.ResendAfter)
 	if len(recs) > 0 {
 		u.perRecord = max(u.perRecord, len(buf)/len(recs)+len(buf)/len(recs)/8)
 	}

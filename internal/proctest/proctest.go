@@ -57,3 +57,17 @@ func Stop(p *os.Process, exited <-chan struct{}, sig os.Signal, grace time.Durat
 		return true
 	}
 }
+
+// StartAgain calls start until it succeeds, 20 times at most, 100 ms apart:
+// a restarted server's port may linger briefly after the old one stopped.
+// It returns the last error.
+func StartAgain(start func() error) error {
+	var err error
+	for range 20 {
+		if err = start(); err == nil {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return err
+}

@@ -249,15 +249,7 @@ func (b *Broker) Restart() error {
 	if err := b.Stop(); err != nil {
 		return err
 	}
-	// The port may linger briefly; retry a few times.
-	var err error
-	for range 20 {
-		if err = b.start(); err == nil {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return err
+	return proctest.StartAgain(b.start)
 }
 
 // Log returns what the running broker wrote to stdout and stderr.

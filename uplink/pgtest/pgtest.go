@@ -280,14 +280,7 @@ func (s *Server) Restart() error {
 	if err := s.Stop(); err != nil {
 		return err
 	}
-	var err error
-	for range 20 { // the port may linger briefly
-		if err = s.start(); err == nil {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return err
+	return proctest.StartAgain(s.start)
 }
 
 // Log returns what the running server wrote to stdout and stderr.

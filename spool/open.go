@@ -152,7 +152,10 @@ func openBolt(path string, timeout time.Duration) (db *bbolt.DB, reason string, 
 			db, reason, err = nil, fmt.Sprintf("bbolt failed opening the file: %v", p), nil
 		}
 	}()
-	db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout})
+	// No freelist in the file (see the package doc): Open rebuilds it by
+	// walking the tree, which precheck has made safe. The map type keeps
+	// the in-memory list cheap to update as a backlog drains.
+	db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType})
 	if err == nil {
 		return db, "", nil
 	}

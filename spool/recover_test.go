@@ -58,7 +58,9 @@ func corruptLeafPage(t *testing.T, path string) {
 // ("branch", "leaf", "freelist") and returns the page size.
 func pagesOfType(t *testing.T, path, typ string) ([]int, int) {
 	t.Helper()
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	// Read-only: a writable bbolt would rewrite the file (it syncs a
+	// freelist the spool does not keep).
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, ReadOnly: true, PreLoadFreelist: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +79,19 @@ func pagesOfType(t *testing.T, path, typ string) ([]int, int) {
 		t.Fatalf("no %s page: %v", typ, err)
 	}
 	return out, ps
+}
+
+// syncFreelist opens path with bbolt's defaults, which write the freelist
+// into the file, as a bbolt without Options.NoFreelistSync does.
+func syncFreelist(t *testing.T, path string) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func writeAt(t *testing.T, path string, off int64, b []byte) {
@@ -143,12 +158,39 @@ func TestSpool_OpenCorrupt(t *testing.T) {
 			writeAt(t, path, int64(id*ps)+16+8, b)
 		}, "reached twice"},
 		{"FreelistNamesPageInUse", Options{}, func(t *testing.T, path string) {
+			// The spool keeps no freelist in the file; a file last
+			// written by a bbolt that does (an older agent) has one.
+			syncFreelist(t, path)
 			leaves, ps := pagesOfType(t, path, "leaf")
 			fl, _ := pagesOfType(t, path, "freelist")
 			b := make([]byte, 8)
 			binary.LittleEndian.PutUint64(b, uint64(leaves[0]))
 			writeAt(t, path, int64(fl[0]*ps)+16, b)
 		}, "in use"},
+		{"KeysOutOfOrder", Options{}, func(t *testing.T, path string) {
+			// bbolt.Open rebuilds the freelist by checking the whole tree
+			// and panics, beyond recovery, at keys out of order.
+			leaves, ps := pagesOfType(t, path, "leaf")
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			for _, id := range leaves {
+				hdr := make([]byte, 16+16)
+				if _, err := f.ReadAt(hdr, int64(id*ps)); err != nil {
+					t.Fatal(err)
+				}
+				le := binary.LittleEndian
+				count, pos, ksize := le.Uint16(hdr[10:]), le.Uint32(hdr[20:]), le.Uint32(hdr[24:])
+				if count < 2 || ksize != 8 { // a page of lane records
+					continue
+				}
+				writeAt(t, path, int64(id*ps)+16+int64(pos), bytes.Repeat([]byte{0xff}, 8))
+				return
+			}
+			t.Fatal("no leaf page of lane records")
+		}, "out of order"},
 		{"MetaHeader", Options{}, func(t *testing.T, path string) {
 			writeAt(t, path, 0, []byte{0xde, 0xad})
 		}, "meta page 0"},

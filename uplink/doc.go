@@ -29,9 +29,12 @@
 //     broker without TCP_NODELAY (mosquitto's default) holds the last
 //     PUBACKs of a burst until a TCP ACK reaches it, which a quiet client
 //     delays by ~40 ms, so a window that waits for whole batches stalls
-//     (half the throughput, measured). A batch's payloads are leased into
-//     one buffer (spool.LeaseAppend), reused once every record of it is
-//     PUBACKed. Every lease takes the alert lane first, and alerts may
+//     (half the throughput, measured). The uplink's own connection (see
+//     dialBroker) no longer lets the client be quiet: it asks the kernel to
+//     ACK at once whatever each socket read took (TCP_QUICKACK), and reads
+//     through a buffer (paho reads a packet a field at a time). A
+//     batch's payloads are leased into one buffer (spool.LeaseAppend),
+//     reused once every record of it is PUBACKed. Every lease takes the alert lane first, and alerts may
 //     exceed a full window by one Batch, so a hotlist hit is never held
 //     behind a backlog that awaits receipts.
 //   - The receipt alarm: when published records get no receipt for

@@ -325,6 +325,9 @@ func NewReceiver(cfg ReceiverConfig, logger *slog.Logger, onRead func(raw []byte
 	if tlsCfg != nil {
 		opts.SetTLSConfig(tlsCfg)
 	}
+	if !usePahoDialer() {
+		opts.SetCustomOpenConnectionFn(dialBroker)
+	}
 	rv.client = mqtt.NewClient(opts)
 	return rv, nil
 }

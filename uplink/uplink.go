@@ -172,6 +172,9 @@ func New(cfg Config, q Queue, logger *slog.Logger) (*Uplink, error) {
 	if tlsCfg != nil {
 		opts.SetTLSConfig(tlsCfg)
 	}
+	if !usePahoDialer() {
+		opts.SetCustomOpenConnectionFn(dialBroker)
+	}
 	u.client = mqtt.NewClient(opts)
 	return u, nil
 }

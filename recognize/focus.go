@@ -54,38 +54,43 @@ const (
 func (r *Recognizer) recognizeFocused(bgr gocv.Mat, t *Trace) ([]Plate, error) {
 	w, h := bgr.Cols(), bgr.Rows()
 	dw, dh := firstPassSize(w, h, r.cfg.DetMaxSide)
-	cands, err := r.wholePass(bgr, dw, dh, srcPass1, t)
+	cands, err := r.passAndFocus(bgr, dw, dh, srcPass1, srcPass2, t)
 	if err != nil {
 		return nil, err
 	}
-	// The focused pass keeps the first pass's candidates: where it cuts a
-	// character off, the first reading still competes (measured with two
-	// focused regions: keeping them reads 3 more us and 2 more br plates
-	// than replacing them).
-	more, err := r.focusPass(bgr, cands, srcPass2, t)
-	if err != nil {
-		return nil, err
-	}
-	cands = append(cands, more...)
 	if rw, rh := firstPassSize(w, h, rescueSide); (rw > dw || rh > dh) && bestScore(cands) < rescueMinScore {
 		// Nothing plate-like at the first pass's scale: the plate may
 		// be too small or too faint for it. Look once more, finer, and
 		// focus on what that finds.
-		found, err := r.wholePass(bgr, rw, rh, srcRescue, t)
+		found, err := r.passAndFocus(bgr, rw, rh, srcRescue, srcRescueFocus, t)
 		if err != nil {
 			return nil, err
 		}
-		more, err := r.focusPass(bgr, found, srcRescueFocus, t)
-		if err != nil {
-			return nil, err
-		}
-		cands = append(append(cands, found...), more...)
+		cands = append(cands, found...)
 	}
 	all, err := r.confirm(bgr, cands, t)
 	if err != nil {
 		return nil, err
 	}
 	return platesRanked(all), nil
+}
+
+// passAndFocus reads the whole image detected at dw x dh (candidates of
+// source src), then the neighbourhood of its best candidate (focusSrc),
+// and returns both passes' candidates. The focused pass keeps the whole
+// pass's candidates: where it cuts a character off, the first reading
+// still competes (measured with two focused regions: keeping them reads 3
+// more us and 2 more br plates than replacing them).
+func (r *Recognizer) passAndFocus(bgr gocv.Mat, dw, dh, src, focusSrc int, t *Trace) ([]candidate, error) {
+	cands, err := r.wholePass(bgr, dw, dh, src, t)
+	if err != nil {
+		return nil, err
+	}
+	more, err := r.focusPass(bgr, cands, focusSrc, t)
+	if err != nil {
+		return nil, err
+	}
+	return append(cands, more...), nil
 }
 
 // wholePass detects text in the whole image at dw x dh and reads the

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"syscall"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
@@ -38,10 +39,11 @@ func dialBroker(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	tcp, _ := raw.(*net.TCPConn)
 	var conn net.Conn = raw
-	if tcp != nil {
-		conn = &ackConn{TCPConn: tcp}
+	if tcp, ok := raw.(*net.TCPConn); ok {
+		if rc, err := tcp.SyscallConn(); err == nil {
+			conn = &ackConn{TCPConn: tcp, raw: rc}
+		}
 	}
 	switch uri.Scheme {
 	case "tcp", "mqtt":
@@ -56,7 +58,10 @@ func dialBroker(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 			cfg.ServerName = uri.Hostname()
 		}
 		tc := tls.Client(conn, cfg)
-		ctx, cancel := context.WithTimeout(context.Background(), o.ConnectTimeout)
+		ctx, cancel := context.WithCancel(context.Background())
+		if o.ConnectTimeout > 0 {
+			ctx, cancel = context.WithTimeout(ctx, o.ConnectTimeout)
+		}
 		err := tc.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
@@ -89,12 +94,13 @@ func (c *bufConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 // read took (see dialBroker).
 type ackConn struct {
 	*net.TCPConn
+	raw syscall.RawConn
 }
 
 func (c *ackConn) Read(b []byte) (int, error) {
 	n, err := c.TCPConn.Read(b)
 	if n > 0 {
-		quickAck(c.TCPConn)
+		quickAck(c.raw)
 	}
 	return n, err
 }

@@ -2,7 +2,7 @@
 
 package uplink
 
-import "net"
+import "syscall"
 
 // quickAck does nothing where TCP_QUICKACK does not exist.
-func quickAck(*net.TCPConn) {}
+func quickAck(syscall.RawConn) {}

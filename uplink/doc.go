@@ -17,9 +17,12 @@
 //     publishes each payload in spool order and keeps the records leased until
 //     the central side's receipt names them; only then are they acked
 //     (deleted). A record without a receipt after ResendAfter is published
-//     again; when the connection drops, records acknowledged on the lost
-//     connection are released and re-sent in order after reconnecting (paho
-//     itself re-sends a PUBLISH whose PUBACK it missed). Duplicates are
+//     again; while no receipt comes at all, the interval doubles each round
+//     up to ResendBackoffMax, so a central side that is down does not cost
+//     the link a window of reads every ResendAfter. When the connection
+//     drops, records acknowledged on the lost connection are released and
+//     re-sent in order after reconnecting (paho itself re-sends a PUBLISH
+//     whose PUBACK it missed). Duplicates are
 //     expected and are removed centrally by read ID; they are only of reads
 //     in flight at a fault (TestFault_Chaos checks it read by read).
 //   - Flow: batches (Batch) are pipelined within a window (Inflight) of

@@ -59,6 +59,10 @@ type Status struct {
 	// ReceiptLatency is the time from a record's (last) publish to the
 	// receipt that deleted it: how long the central side takes to confirm.
 	ReceiptLatency Histogram
+	// ResendEvery is how long a published record now waits for its receipt
+	// before it is sent again: Config.ResendAfter, or longer while no
+	// receipt comes (see Config.ResendBackoffMax).
+	ResendEvery time.Duration
 }
 
 // Uplink publishes queued records to the broker and deletes them on receipt.
@@ -73,9 +77,13 @@ type Uplink struct {
 	// receipts on.
 	topicReads, topicAlerts, topicReceipts string
 
-	bufs      [][]byte // batch buffers for reuse; the run loop's own
-	perRecord int      // payload bytes per record to size a new buffer for
-	bufsCap   int      // the capacities of bufs, summed
+	// The re-send interval and what it backs off on; the run loop's own.
+	resendWait time.Duration // lease ttl and receipt wait of what is published now
+	receiptAt  time.Time     // the last receipt of a record the loop awaited
+	backoffAt  time.Time     // the last time resendWait grew
+	bufs       [][]byte      // batch buffers for reuse; the run loop's own
+	perRecord  int           // payload bytes per record to size a new buffer for
+	bufsCap    int           // the capacities of bufs, summed
 	// pubacked counts, in puback mode, the records PUBACKed in batches
 	// whose result the loop has not taken yet: they are out of the window
 	// already. The window slides by the record, not by the batch: with a
@@ -145,6 +153,9 @@ func New(cfg Config, q Queue, logger *slog.Logger) (*Uplink, error) {
 		outq:    make(chan outBatch, 1),
 		ackWake: make(chan struct{}, 1),
 		tick:    min(max(cfg.ResendAfter/4, 50*time.Millisecond), time.Second),
+
+		resendWait: cfg.ResendAfter,
+		st:         Status{ResendEvery: cfg.ResendAfter},
 
 		topicReads:    Topic(cfg.Device, TopicReads),
 		topicAlerts:   Topic(cfg.Device, TopicAlerts),
@@ -432,9 +443,10 @@ func (u *Uplink) setError(err error) {
 
 // sent is what the publish loop knows of a record awaiting its receipt.
 type sent struct {
-	at  time.Time // when its PUBACK came
-	pub time.Time // when it was published (receipt latency is timed from it)
-	gen uint64    // the connection its PUBACK came on (Uplink.gen)
+	at   time.Time     // when its PUBACK came
+	pub  time.Time     // when it was published (receipt latency is timed from it)
+	gen  uint64        // the connection its PUBACK came on (Uplink.gen)
+	wait time.Duration // how long it waits for its receipt (Uplink.resendWait then)
 }
 
 // batchResult is what a batch's waiter reports to the publish loop: the
@@ -510,10 +522,15 @@ func (u *Uplink) run(ctx context.Context) {
 			seenGen = gen
 		}
 		now := time.Now()
+		expired := false
 		for id, e := range inflight {
-			if now.Sub(e.at) >= u.cfg.ResendAfter {
+			if now.Sub(e.at) >= e.wait {
 				delete(inflight, id) // its lease expired: Lease hands it out again
+				expired = true
 			}
+		}
+		if expired {
+			u.backOffResend(now)
 		}
 		if ready && ctx.Err() == nil {
 			u.publish(ctx, inflight, pending)
@@ -570,7 +587,7 @@ func (u *Uplink) handleResult(res batchResult, inflight map[string]sent, pending
 			// lost with it.
 			release = append(release, r.ID)
 		default:
-			inflight[r.ID] = sent{at: res.at, pub: p.at, gen: gen}
+			inflight[r.ID] = sent{at: res.at, pub: p.at, gen: gen, wait: u.resendWait}
 		}
 	}
 	for _, r := range res.recs[res.n:] {
@@ -684,8 +701,12 @@ func (u *Uplink) applyReceipts(inflight map[string]sent, pending map[string]pend
 	now := time.Now()
 	u.mu.Lock()
 	for _, id := range ids {
-		if e, ok := inflight[id]; ok {
-			u.st.ReceiptLatency.observe(now.Sub(e.pub))
+		_, isPending := pending[id]
+		if e, ok := inflight[id]; ok || isPending {
+			u.receiptAt = now
+			if ok {
+				u.st.ReceiptLatency.observe(now.Sub(e.pub))
+			}
 		}
 		delete(inflight, id)
 		if p, ok := pending[id]; ok && !p.receipted {
@@ -697,8 +718,37 @@ func (u *Uplink) applyReceipts(inflight map[string]sent, pending map[string]pend
 		}
 	}
 	u.alarmReceiptLocked(now, len(inflight) > 0)
+	back := u.receiptAt == now && u.resendWait != u.cfg.ResendAfter
+	if back {
+		u.resendWait = u.cfg.ResendAfter
+		u.st.ResendEvery = u.resendWait
+	}
 	u.mu.Unlock()
+	if back {
+		u.log.Info("receipts are coming again: unreceipted reads are re-sent after the normal wait", "resend_after", u.resendWait)
+	}
 	u.queueAcks(ids)
+}
+
+// backOffResend doubles the re-send interval, up to Config.ResendBackoffMax,
+// when records are due again and no receipt has come for a whole interval
+// (the central side is down, or cannot be reached from the broker): sending
+// the window again every ResendAfter would only spend the link. At most once
+// per interval. Run loop only.
+func (u *Uplink) backOffResend(now time.Time) {
+	if now.Sub(u.receiptAt) < u.resendWait || now.Sub(u.backoffAt) < u.resendWait {
+		return
+	}
+	next := min(2*u.resendWait, u.cfg.resendBackoffMax())
+	if next == u.resendWait {
+		return
+	}
+	u.backoffAt = now
+	u.mu.Lock()
+	u.resendWait = next
+	u.st.ResendEvery = next
+	u.mu.Unlock()
+	u.log.Warn("no receipts: unreceipted reads are re-sent less often", "resend_after", next, "max", u.cfg.resendBackoffMax())
 }
 
 // publish leases and publishes batches until Inflight records are out
@@ -733,7 +783,7 @@ func (u *Uplink) publish(ctx context.Context, inflight map[string]sent, pending 
 		return // no alert waits: skip leasing one read only to release it
 	}
 	for out() < u.cfg.Inflight+u.cfg.Batch {
-		recs, err := u.q.Lease(1, u.cfg.ResendAfter)
+		recs, err := u.q.Lease(1, u.resendWait)
 		if err != nil || len(recs) == 0 {
 			return
 		}
@@ -762,7 +812,7 @@ func (u *Uplink) lease(n int) ([]spool.Record, []byte, error) {
 	if buf == nil {
 		buf = make([]byte, 0, need)
 	}
-	recs, buf, err := u.q.LeaseAppend(buf, n, u.cfg.ResendAfter)
+	recs, buf, err := u.q.LeaseAppend(buf, n, u.resendWait)
 	if len(recs) > 0 {
 		u.perRecord = max(u.perRecord, len(buf)/len(recs)+len(buf)/len(recs)/8)
 	}

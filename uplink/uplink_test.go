@@ -137,6 +137,11 @@ func startUplinkWith(t testing.TB, broker string, q Queue, logger *slog.Logger, 
 	if mod != nil {
 		mod(&cfg)
 	}
+	if cfg.ResendBackoffMax == 0 {
+		// Tests that stop receipts for a while wait seconds, not minutes,
+		// for the re-send that follows.
+		cfg.ResendBackoffMax = 2 * cfg.ResendAfter
+	}
 	u, err := New(cfg, q, logger)
 	if err != nil {
 		t.Fatal(err)
@@ -270,6 +275,69 @@ func TestUplink_NoReceipts(t *testing.T) {
 	c := &collector{}
 	startReceiver(t, b.URL(), filepath.Join(t.TempDir(), "reads.jsonl"), c)
 	waitFor(t, 15*time.Second, "spool to empty", func() bool { return s.Len() == 0 })
+	if !c.has(ids) {
+		t.Fatal("receiver missed reads")
+	}
+}
+
+// TestUplink_ResendBacksOff: with no receipt at all, the window is sent
+// again less and less often, up to ResendBackoffMax, and the first receipt
+// restores ResendAfter. The gaps between publishes of one read, seen by a
+// subscriber, can only grow on a loaded machine, so a slow run cannot pass
+// for a backoff: without one they stay at ResendAfter.
+func TestUplink_ResendBacksOff(t *testing.T) {
+	const base, ceiling = 200 * time.Millisecond, 800 * time.Millisecond
+	b := mqtttest.Start(t)
+	s := openSpool(t)
+	ids := putReads(t, s, 5, 0)
+	var mu sync.Mutex
+	var seen []time.Time // publishes of ids[0]
+	spy := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(b.URL()).SetClientID("resend-spy").SetCleanSession(true))
+	if err := waitToken(context.Background(), spy.Connect(), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { spy.Disconnect(100) })
+	err := waitToken(context.Background(), spy.Subscribe(Topic(testDevice, TopicReads), 1, func(_ mqtt.Client, m mqtt.Message) {
+		if strings.Contains(string(m.Payload()), ids[0]) {
+			mu.Lock()
+			seen = append(seen, time.Now())
+			mu.Unlock()
+		}
+	}), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := startUplink(t, b.URL(), s, func(c *Config) {
+		c.ResendAfter, c.ResendBackoffMax, c.ReceiptAlarmAfter = base, ceiling, time.Hour
+	})
+	if got := u.Status().ResendEvery; got != base {
+		t.Fatalf("ResendEvery at start = %v, want %v", got, base)
+	}
+	waitFor(t, 30*time.Second, "the re-send interval to reach its cap", func() bool { return u.Status().ResendEvery == ceiling })
+	mu.Lock()
+	from := len(seen)
+	mu.Unlock()
+	waitFor(t, 30*time.Second, "two re-sends at the cap", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) >= from+2
+	})
+	mu.Lock()
+	gap := seen[from+1].Sub(seen[from])
+	mu.Unlock()
+	if gap < ceiling*3/4 {
+		t.Errorf("re-sends %v apart at the cap, want about %v", gap, ceiling)
+	}
+	if s.Len() != len(ids) {
+		t.Fatalf("spool Len = %d, want %d: nothing may be deleted without a receipt", s.Len(), len(ids))
+	}
+
+	c := &collector{}
+	startReceiver(t, b.URL(), filepath.Join(t.TempDir(), "reads.jsonl"), c)
+	waitFor(t, 15*time.Second, "spool to empty", func() bool { return s.Len() == 0 })
+	if got := u.Status().ResendEvery; got != base {
+		t.Errorf("ResendEvery after receipts = %v, want %v again", got, base)
+	}
 	if !c.has(ids) {
 		t.Fatal("receiver missed reads")
 	}

@@ -122,7 +122,7 @@ func (a *Agent) Run(ctx context.Context, opt RunOptions) (err error) {
 	uc.Username, uc.Password = cfg.Uplink.Username, cfg.Uplink.Password
 	uc.CAFile, uc.CertFile, uc.KeyFile, uc.Insecure = cfg.Uplink.CAFile, cfg.Uplink.CertFile, cfg.Uplink.KeyFile, cfg.Uplink.Insecure
 	uc.Batch, uc.Inflight, uc.ResendAfter, uc.ReceiptMode = cfg.Uplink.Batch, cfg.Uplink.Inflight, cfg.Uplink.ResendAfter, cfg.Uplink.ReceiptMode
-	uc.ReceiptAlarmAfter = cfg.Uplink.ReceiptAlarmAfter
+	uc.ReceiptAlarmAfter, uc.ResendBackoffMax = cfg.Uplink.ReceiptAlarmAfter, cfg.Uplink.ResendBackoffMax
 	uc.Subscriptions = g.subscriptions()
 	up, err := uplink.New(uc, sp, a.log.With("subsystem", "uplink"))
 	if err != nil {

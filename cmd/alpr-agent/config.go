@@ -193,6 +193,9 @@ type UplinkConfig struct {
 	// waited this long without any receipt (a broker ACL silently dropping
 	// them, a central receiver down). 0 = max(2 min, 2 x resend_after).
 	ReceiptAlarmAfter time.Duration `yaml:"receipt_alarm_after"`
+	// ResendBackoffMax caps the re-send interval, which doubles from
+	// resend_after while no receipt comes at all. 0 = 10 minutes.
+	ResendBackoffMax time.Duration `yaml:"resend_backoff_max"`
 }
 
 // PrivacyConfig holds what the device keeps and sends.
@@ -454,6 +457,9 @@ func (c Config) Validate() error {
 	}
 	if c.Uplink.ResendAfter <= 0 {
 		bad("uplink.resend_after", "must be positive")
+	}
+	if c.Uplink.ResendBackoffMax < 0 {
+		bad("uplink.resend_backoff_max", "must not be negative")
 	}
 	if c.Uplink.ReceiptAlarmAfter != 0 && c.Uplink.ReceiptAlarmAfter < c.Uplink.ResendAfter {
 		bad("uplink.receipt_alarm_after", "%v is shorter than uplink.resend_after %v (one re-send is normal)", c.Uplink.ReceiptAlarmAfter, c.Uplink.ResendAfter)

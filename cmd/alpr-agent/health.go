@@ -93,6 +93,10 @@ type UplinkHealth struct {
 	AlarmAgeMS int64  `json:"alarm_age_ms,omitempty"`
 	// ReceiptLatency: publish to receipt, seconds, uplink.LatencyBuckets.
 	ReceiptLatency uplink.Histogram `json:"receipt_latency"`
+	// ResendEveryMS: how long a published read now waits for its receipt
+	// before it is re-sent (uplink.resend_after, longer while no receipt
+	// comes at all).
+	ResendEveryMS int64 `json:"resend_every_ms"`
 }
 
 func ageMS(now, t time.Time) int64 {
@@ -135,7 +139,8 @@ func (a *Agent) health(runners []*capture.Runner) Health {
 	}
 	us := a.uplink.Status()
 	h.Uplink = UplinkHealth{Connected: us.Connected, InFlight: us.InFlight, Reconnects: us.Reconnects, Acked: us.Acked,
-		LastReceiptMS: ageMS(now, us.LastReceipt), LastError: us.LastError, ReceiptLatency: us.ReceiptLatency, Alarm: us.Alarm}
+		LastReceiptMS: ageMS(now, us.LastReceipt), LastError: us.LastError, ReceiptLatency: us.ReceiptLatency, Alarm: us.Alarm,
+		ResendEveryMS: us.ResendEvery.Milliseconds()}
 	if us.Alarm != "" {
 		h.Uplink.AlarmAgeMS = now.Sub(us.AlarmSince).Milliseconds()
 	}

@@ -75,8 +75,10 @@ type Config struct {
 	// (never below ResendAfter); the first receipt brings it back to
 	// ResendAfter. A central side that is down then costs the link a
 	// window of reads every ResendBackoffMax instead of every ResendAfter
-	// (512 reads of 20 kB every 30 s is 28 GB a day). Zero means 10
-	// minutes.
+	// (512 reads of 20 kB every 30 s is 28 GB a day). The price: when the
+	// central side returns, a read it missed (its broker session did not
+	// keep it) waits for its next re-send, up to ResendBackoffMax. Zero
+	// means 10 minutes.
 	ResendBackoffMax time.Duration
 	// ConnectTimeout bounds one connection attempt.
 	ConnectTimeout time.Duration

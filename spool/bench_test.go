@@ -7,11 +7,12 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/alpr-agent/alpr-agent/internal/proctest"
 )
 
 // BenchmarkPut measures durable Puts (each waits for an fsync'd commit) with
@@ -173,7 +174,7 @@ func BenchmarkDrain(b *testing.B) {
 			wg.Wait()
 			b.SetBytes(int64(size))
 			b.ResetTimer()
-			cpu0 := cpuTime()
+			cpu0, _ := proctest.CPUTime(0)
 			var buf []byte
 			ids := make([]string, 0, 128)
 			for s.Len() > 0 {
@@ -194,14 +195,8 @@ func BenchmarkDrain(b *testing.B) {
 			b.StopTimer()
 			// CPU per read: steadier than ns/op on a shared machine, and
 			// free of fsync waits.
-			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/read")
+			cpu1, _ := proctest.CPUTime(0)
+			b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/read")
 		})
 	}
-}
-
-// cpuTime is this process's user and system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -190,7 +190,8 @@ func (w *pageWalk) leaf(pg pageBytes, body []byte, count uint16, size int64, dep
 	le := binary.LittleEndian
 	base := int64(pg.id) * w.ps
 	running := minKey
-	var buckets []int64 // offsets of bucket values' element headers
+	type span struct{ off, n int64 }
+	var buckets []span // bucket values, walked after the loop: a walk reuses the scratch page the keys are in
 	for i := range int64(count) {
 		e := body[i*boltElemLen:]
 		flags, pos, ksize, vsize := le.Uint32(e), int64(le.Uint32(e[4:])), int64(le.Uint32(e[8:])), int64(le.Uint32(e[12:]))
@@ -210,15 +211,15 @@ func (w *pageWalk) leaf(pg pageBytes, body []byte, count uint16, size int64, dep
 			if vsize < boltBucketHdr {
 				return nil, fmt.Sprintf("leaf at %d: bucket value of %d bytes", base, vsize)
 			}
-			buckets = append(buckets, at+ksize, vsize)
+			buckets = append(buckets, span{at + ksize, vsize})
 		}
 	}
 	last := bytes.Clone(running) // the page's bytes are reused below
 	if count == 0 {
 		last = nil
 	}
-	for i := 0; i < len(buckets); i += 2 {
-		v, r := w.read(base+buckets[i], buckets[i+1])
+	for _, b := range buckets {
+		v, r := w.read(base+b.off, b.n)
 		if r != "" {
 			return nil, r
 		}

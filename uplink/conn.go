@@ -31,6 +31,14 @@ import (
 // environment (all_proxy, ALL_PROXY), which paho's own dialer honours, is
 // left to paho: see usePahoDialer.
 func dialBroker(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
+	var useTLS bool
+	switch uri.Scheme {
+	case "tcp", "mqtt":
+	case "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
+		useTLS = true
+	default:
+		return nil, fmt.Errorf("broker scheme %q: not supported", uri.Scheme)
+	}
 	d := o.Dialer
 	if d == nil {
 		d = &net.Dialer{Timeout: o.ConnectTimeout}
@@ -45,9 +53,7 @@ func dialBroker(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 			conn = &ackConn{TCPConn: tcp, raw: rc}
 		}
 	}
-	switch uri.Scheme {
-	case "tcp", "mqtt":
-	case "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
+	if useTLS {
 		cfg := o.TLSConfig
 		if cfg == nil {
 			cfg = &tls.Config{}
@@ -57,11 +63,11 @@ func dialBroker(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 			cfg = cfg.Clone()
 			cfg.ServerName = uri.Hostname()
 		}
-		tc := tls.Client(conn, cfg)
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.Background(), context.CancelFunc(func() {})
 		if o.ConnectTimeout > 0 {
 			ctx, cancel = context.WithTimeout(ctx, o.ConnectTimeout)
 		}
+		tc := tls.Client(conn, cfg)
 		err := tc.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
@@ -69,9 +75,6 @@ func dialBroker(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 			return nil, err
 		}
 		conn = tc
-	default:
-		_ = raw.Close()
-		return nil, fmt.Errorf("broker scheme %q: not supported", uri.Scheme)
 	}
 	return &bufConn{Conn: conn, r: bufio.NewReaderSize(conn, 16<<10)}, nil
 }

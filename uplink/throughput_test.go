@@ -1,7 +1,6 @@
 package uplink
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,14 +10,13 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/alpr-agent/alpr-agent/internal/proctest"
 	"github.com/alpr-agent/alpr-agent/spool"
 	"github.com/alpr-agent/alpr-agent/uplink/mqtttest"
 )
@@ -232,26 +230,13 @@ func benchThroughput(b *testing.B, br *mqtttest.Broker, mode string, crop, batch
 	b.ReportMetric(float64((cpuTime(b, br.Pid())-brokerCPU0).Microseconds())/float64(b.N), "broker-cpu-us/read")
 }
 
-// cpuTime returns the user and system CPU time of process pid so far, or
-// of this process when pid is 0.
+// cpuTime is proctest.CPUTime, failing the benchmark on an error.
 func cpuTime(b *testing.B, pid int) time.Duration {
-	if pid == 0 {
-		var ru syscall.Rusage
-		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-			b.Fatal(err)
-		}
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	d, err := proctest.CPUTime(pid)
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Fields after the command (which may hold spaces), from field 3 on:
-	// utime and stime are fields 14 and 15, in clock ticks (100/s).
-	f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	return d
 }
 
 // benchPaho publishes every payload of s with a bare paho client, QoS 1,

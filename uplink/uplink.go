@@ -700,16 +700,16 @@ func (u *Uplink) applyReceipts(inflight map[string]sent, pending map[string]pend
 	}
 	now := time.Now()
 	u.mu.Lock()
+	ours := false // a receipt for a record this loop awaits
 	for _, id := range ids {
-		_, isPending := pending[id]
-		if e, ok := inflight[id]; ok || isPending {
-			u.receiptAt = now
-			if ok {
-				u.st.ReceiptLatency.observe(now.Sub(e.pub))
-			}
+		e, isInflight := inflight[id]
+		p, isPending := pending[id]
+		ours = ours || isInflight || isPending
+		if isInflight {
+			u.st.ReceiptLatency.observe(now.Sub(e.pub))
 		}
 		delete(inflight, id)
-		if p, ok := pending[id]; ok && !p.receipted {
+		if isPending && !p.receipted {
 			// Receipted before its PUBACKs were reported: timed from its
 			// publish all the same, and its result will not wait for a
 			// receipt again.
@@ -718,7 +718,10 @@ func (u *Uplink) applyReceipts(inflight map[string]sent, pending map[string]pend
 		}
 	}
 	u.alarmReceiptLocked(now, len(inflight) > 0)
-	back := u.receiptAt == now && u.resendWait != u.cfg.ResendAfter
+	if ours {
+		u.receiptAt = now
+	}
+	back := ours && u.resendWait != u.cfg.ResendAfter
 	if back {
 		u.resendWait = u.cfg.ResendAfter
 		u.st.ResendEvery = u.resendWait

@@ -209,17 +209,21 @@ func variants(c candidate, f formats) []candidate {
 		out[i].text = textOf(out[i].toks)
 		out[i].score = meanProb(out[i].toks) * f.plausibility(out[i].text)
 	}
+	// dropped is c read without a character: region-fixed and scored at
+	// trimPenalty.
+	dropped := func(toks []token) candidate {
+		t := c
+		t.toks = f.fix(toks)
+		t.text = textOf(t.toks)
+		t.trimmed = true
+		t.score = trimPenalty * meanProb(t.toks) * f.plausibility(t.text)
+		return t
+	}
 	// A stray mark at either end (a bolt, the border, a sticker) often
 	// reads as an extra character: offer the reading without it, at a
 	// small penalty so a confident end character wins.
 	if n := len(c.toks); n >= 6 {
-		for _, tr := range [][2]int{{1, n}, {0, n - 1}} {
-			t := candidate{box: c.box, toks: c.toks[tr[0]:tr[1]], textH: c.textH, trimmed: true, rs: c.rs, stacked: c.stacked, src: c.src}
-			t.toks = f.fix(t.toks)
-			t.text = textOf(t.toks)
-			t.score = trimPenalty * meanProb(t.toks) * f.plausibility(t.text)
-			out = append(out, t)
-		}
+		out = append(out, dropped(c.toks[1:]), dropped(c.toks[:n-1]))
 	}
 	// A mark between the character groups (a registration sticker, a
 	// coat of arms) often reads as one more character inside the plate:
@@ -228,15 +232,9 @@ func variants(c candidate, f formats) []candidate {
 	// end trims' penalty.
 	if n := len(c.toks); n >= 4 && f.hasPatterns() && !f.fitsPattern(textOf(base.toks)) {
 		for i := 1; i < n-1; i++ {
-			toks := append(append([]token(nil), c.toks[:i]...), c.toks[i+1:]...)
-			toks = f.fix(toks)
-			text := textOf(toks)
-			if !f.fitsPattern(text) {
-				continue
+			if t := dropped(append(append([]token(nil), c.toks[:i]...), c.toks[i+1:]...)); f.fitsPattern(t.text) {
+				out = append(out, t)
 			}
-			t := candidate{box: c.box, toks: toks, text: text, textH: c.textH, trimmed: true, rs: c.rs, stacked: c.stacked, src: c.src}
-			t.score = trimPenalty * meanProb(toks) * f.plausibility(text)
-			out = append(out, t)
 		}
 	}
 	return out

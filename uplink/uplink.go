@@ -798,9 +798,10 @@ func (u *Uplink) publish(ctx context.Context, inflight map[string]sent, pending 
 	}
 }
 
-// lease leases up to n records into a reused buffer: a kept one big enough for n records of the largest mean payload seen, or
-// a new one of that size, so that it does not grow by doubling. Called from
-// the run loop only.
+// lease leases up to n records into a reused buffer: a kept one big enough
+// for n records of the largest mean payload seen, or a new one of that
+// size, so that it does not grow by doubling. Called from the run loop
+// only.
 func (u *Uplink) lease(n int) ([]spool.Record, []byte, error) {
 	need := min(n*u.perRecord, maxBufSize)
 	var buf []byte
